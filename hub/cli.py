@@ -1,0 +1,175 @@
+"""`clienthub`: run, web, worker, db, appeals, jobs, sources."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from typing import Any
+
+import typer
+
+from hub.cli_ops import appeals_app, jobs_app, sources_app
+from hub.settings import get_settings
+
+app = typer.Typer(
+    help="ClientHub: every customer appeal stored, routed and delivered into Bitrix24.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(appeals_app, name="appeals")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(sources_app, name="sources")
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head")) -> None:
+    """Apply the Alembic migrations (safe to run repeatedly)."""
+    from hub import migrations
+
+    settings = get_settings()
+    migrations.upgrade(settings.database_url, revision)
+    typer.echo(f"database at {migrations.head_revision() if revision == 'head' else revision}")
+
+
+def _prepare() -> Any:
+    """Shared start-up for every long-running command: logs, schema, default sources."""
+    from hub import migrations
+    from hub.bootstrap import ensure_defaults
+    from hub.db import get_engine
+    from hub.logging import setup_logging
+
+    settings = get_settings()
+    setup_logging(settings.log_level, settings.log_json)
+    migrations.upgrade(settings.database_url)
+    engine = get_engine()
+    ensure_defaults(engine, settings)
+    return engine
+
+
+def _serve(app_obj: Any, host: str, port: int) -> None:
+    import uvicorn
+
+    config = uvicorn.Config(app_obj, host=host, port=port, log_config=None, access_log=False)
+    uvicorn.Server(config).run()
+
+
+@app.command()
+def run(
+    host: str = typer.Option(None, help="Listen address (default CLIENTHUB_HOST, 127.0.0.1)."),
+    port: int = typer.Option(None, help="Listen port (default CLIENTHUB_PORT, 8000)."),
+    threads: int = typer.Option(None, help="Worker threads (default CLIENTHUB_WORKER_THREADS)."),
+) -> None:
+    """Web, worker and scheduler in one process: the default way to start."""
+    from hub.http.app import create_app
+    from hub.scheduler import Scheduler
+    from hub.worker import Worker
+
+    settings = get_settings()
+    engine = _prepare()
+    host = host or settings.host
+    port = port or settings.port
+    workers = [Worker(engine, settings=settings) for _ in range(threads or settings.worker_threads)]
+    scheduler = Scheduler(engine, settings)
+    runners = [
+        threading.Thread(target=w.run_forever, name=f"worker-{i}") for i, w in enumerate(workers)
+    ]
+    for t in runners:
+        t.start()
+    if settings.scheduler_enabled:
+        scheduler.start()
+    typer.echo(
+        f"ClientHub is running at http://{host}:{port}\n"
+        f"  webhooks: POST http://{host}:{port}/hooks/{{channel}}/{{source}}\n"
+        f"  appeals:  http://{host}:{port}/api/appeals   (or: clienthub appeals list)\n"
+        f"  health:   http://{host}:{port}/readyz, metrics at /metrics\n"
+        f"  database: {_safe_url(settings.database_url)}",
+        err=True,
+    )
+    try:
+        _serve(create_app(settings, engine), host, port)
+    finally:
+        for w in workers:
+            w.stop()
+        for t in runners:
+            t.join(timeout=60)
+        if settings.scheduler_enabled:
+            scheduler.stop()
+
+
+@app.command()
+def web(
+    host: str = typer.Option(None, help="Listen address."),
+    port: int = typer.Option(None, help="Listen port."),
+) -> None:
+    """The HTTP server only (webhooks, API, UI); stateless, run as many as you like."""
+    from hub.http.app import create_app
+
+    settings = get_settings()
+    engine = _prepare()
+    _serve(create_app(settings, engine), host or settings.host, port or settings.port)
+
+
+@app.command()
+def worker(
+    threads: int = typer.Option(1, help="Worker threads in this process."),
+    scheduler: bool = typer.Option(True, help="Stand as a scheduler leader candidate too."),
+) -> None:
+    """One worker process; start several on PostgreSQL. SIGTERM finishes the current job first."""
+    from hub.scheduler import Scheduler
+    from hub.worker import Worker
+
+    settings = get_settings()
+    engine = _prepare()
+    workers = [Worker(engine, settings=settings) for _ in range(threads)]
+    sched = Scheduler(engine, settings) if scheduler else None
+
+    def _stop(signum: int, _frame: Any) -> None:
+        typer.echo(f"signal {signum}: finishing the current job, then stopping", err=True)
+        for w in workers:
+            w.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    if sched:
+        sched.start()
+    extra = [
+        threading.Thread(target=w.run_forever, name=f"worker-{i}")
+        for i, w in enumerate(workers[1:])
+    ]
+    for t in extra:
+        t.start()
+    try:
+        workers[0].run_forever()
+    finally:
+        for w in workers:
+            w.stop()
+        for t in extra:
+            t.join(timeout=60)
+        if sched:
+            sched.stop()
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(unparsable URL)"
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")

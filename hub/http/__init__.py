@@ -1,0 +1,1 @@
+"""HTTP layer: the app factory, webhooks, operations endpoints and the JSON API."""

@@ -1,0 +1,39 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy.engine import Engine
+
+from hub.db import get_engine
+from hub.http import api, hooks, ops
+from hub.ingest import IngestWriter
+from hub.settings import Settings, get_settings
+from hub.storage.sources import SourceCache
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = engine or get_engine()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.ingest.start()
+        try:
+            yield
+        finally:
+            app.state.ingest.stop()
+
+    app = FastAPI(title="ClientHub", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.ingest = IngestWriter(engine, batch_max=settings.ingest_batch_max)
+    app.state.sources = SourceCache(engine)
+    ops.register_collectors(engine)
+    app.include_router(ops.router)
+    app.include_router(hooks.router)
+    app.include_router(api.router)
+    return app

@@ -1,0 +1,74 @@
+"""Job handler contract and the registry ``JOB_HANDLERS`` (job kind -> handler)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cache
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from hub.db import session_scope
+from hub.models import Job
+
+
+class PermanentJobError(Exception):
+    """The job can never succeed as it is (bad data): dead at once, no retries."""
+
+
+@dataclass
+class JobContext:
+    """What a handler gets.
+
+    ``session`` is the transaction that commits the handler's effects together with the jobs'
+    completion. It begins lazily at first use; on SQLite it holds the single write lock, so do
+    reads through ``read()`` and all network I/O *before* first touching ``session``.
+    """
+
+    engine: Engine
+    jobs: list[Job]
+    worker_id: str
+    log: logging.LoggerAdapter[logging.Logger]
+    _session: Session | None = None
+    failures: dict[int, tuple[str, bool]] = field(default_factory=dict)
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            self._session = Session(self.engine, expire_on_commit=False)
+        return self._session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with session_scope(self.engine, read_only=True) as s:
+            yield s
+
+    def fail(self, job: Job, error: str, *, retry: bool = True) -> None:
+        """Fail one job of a batch; the others still complete."""
+        assert job.id is not None
+        self.failures[job.id] = (error, retry)
+
+
+@dataclass(frozen=True)
+class JobHandler:
+    kind: str
+    run: Callable[[JobContext], None]
+    batch_size: int = 1  # >1: the worker hands over up to this many due jobs of the kind at once
+
+
+@cache
+def job_handlers() -> dict[str, JobHandler]:
+    """Imported lazily: handlers depend on most of the hub."""
+    from hub import pipeline
+
+    handlers: list[JobHandler] = [*pipeline.HANDLERS]
+    try:
+        from hub.bitrix24 import jobs as b24_jobs
+    except ImportError:  # the Bitrix24 delivery module is optional until it lands
+        pass
+    else:
+        handlers.extend(b24_jobs.HANDLERS)
+    return {h.kind: h for h in handlers}

@@ -1,0 +1,29 @@
+"""SQLModel tables, one module per aggregate. Import from here so Alembic sees every table."""
+
+from hub.models.appeal import Appeal, AppealState, DeliveryState
+from hub.models.audit import AuditEntry
+from hub.models.bitrix24 import CrmLink, PortalToken, RateBucket
+from hub.models.job import Job, JobState
+from hub.models.raw_event import RawEvent, RawEventState
+from hub.models.rejected import RejectedRequest
+from hub.models.ruleset import PoolCursor, RuleSetState, RuleSetVersion
+from hub.models.source import ChannelSource
+
+__all__ = [
+    "Appeal",
+    "AppealState",
+    "AuditEntry",
+    "ChannelSource",
+    "CrmLink",
+    "DeliveryState",
+    "Job",
+    "JobState",
+    "PoolCursor",
+    "PortalToken",
+    "RateBucket",
+    "RawEvent",
+    "RawEventState",
+    "RejectedRequest",
+    "RuleSetState",
+    "RuleSetVersion",
+]

@@ -1,0 +1,98 @@
+"""The normalised appeal: what the customer said, where it goes and whether the CRM has it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Column, Index, text
+from sqlmodel import Field, SQLModel
+
+from hub.models.types import JSONType, UTCDateTime
+from hub.timeutil import utcnow
+
+
+class AppealState(StrEnum):
+    new = "new"  # parsed, not yet routed
+    routed = "routed"  # routed, delivery pending
+    filtered = "filtered"  # kept with the reason, never delivered (invariant 3)
+    delivered = "delivered"  # visible in the CRM
+    answered = "answered"  # a first reply reached the customer
+    closed = "closed"
+
+
+class DeliveryState(StrEnum):
+    none = "none"  # nothing to deliver (filtered, or no CRM configured)
+    pending = "pending"
+    delivered = "delivered"
+    failed = "failed"  # gave up after the retry horizon; the job is dead and retryable
+
+
+class Appeal(SQLModel, table=True):
+    __tablename__ = "appeals"
+    __table_args__ = (
+        Index(
+            "uq_appeals_external_id",
+            "channel",
+            "source",
+            "external_id",
+            unique=True,
+            sqlite_where=text("external_id IS NOT NULL"),
+            postgresql_where=text("external_id IS NOT NULL"),
+        ),
+        Index("ix_appeals_received_at_id", "received_at", "id"),
+        Index("ix_appeals_thread", "channel", "source", "thread_key"),
+        Index("ix_appeals_state", "state", "received_at"),
+        Index("ix_appeals_assignee_state", "assignee_id", "state"),
+        Index("ix_appeals_raw_event", "raw_event_id"),
+        Index("ix_appeals_region_topic", "region", "topic"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    raw_event_id: int | None = Field(default=None, foreign_key="raw_events.id")
+    channel: str = Field(max_length=32)
+    source: str = Field(max_length=128)
+    kind: str = Field(max_length=16)  # message, comment, review, call, form, email
+    external_id: str | None = Field(default=None, max_length=255)
+    thread_key: str | None = Field(default=None, max_length=255)
+    is_edit: bool = False
+    author_name: str | None = Field(default=None, max_length=255)
+    author_phone: str | None = Field(default=None, max_length=64)
+    author_email: str | None = Field(default=None, max_length=255)
+    author_platform_id: str | None = Field(default=None, max_length=128)
+    text: str = ""
+    attachments: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSONType, nullable=False)
+    )
+    rating: int | None = None
+    fields: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+    state: str = Field(default=AppealState.new, max_length=16)
+    # Routing result (invariant 4: the version and the trace are always recorded).
+    rules_version: int | None = None
+    topic: str | None = Field(default=None, max_length=64)
+    region: str | None = Field(default=None, max_length=64)
+    department: str | None = Field(default=None, max_length=64)
+    assignee_id: str | None = Field(default=None, max_length=64)
+    assignee_name: str | None = Field(default=None, max_length=255)
+    bitrix_user_id: int | None = None
+    target: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
+    filtered_reason: str | None = None
+    trace: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSONType, nullable=False)
+    )
+    routed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+    # Delivery into Bitrix24.
+    delivery_state: str = Field(default=DeliveryState.none, max_length=16)
+    crm_entity: str | None = Field(default=None, max_length=16)  # deal / lead
+    crm_entity_id: int | None = None
+    crm_contact_id: int | None = None
+    crm_comment_id: int | None = None
+    crm_visible_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    delivery_error: str | None = None
+    first_reply_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -1,0 +1,78 @@
+"""All configuration: environment variables ``CLIENTHUB_*`` and an optional ``.env`` file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CLIENTHUB_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # Storage. SQLite by default (WAL, synchronous=FULL); postgresql+psycopg://… to scale out.
+    database_url: str = "sqlite:///./clienthub.db"
+    # Key for secrets at rest (Fernet, urlsafe base64 of 32 bytes). Empty: a key file is created
+    # next to the SQLite database, or taken from ``key_file``.
+    secret_key: SecretStr = SecretStr("")
+    key_file: Path = Path("./clienthub.key")
+
+    # HTTP.
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str = (
+        ""  # how staff reach this instance (links from Bitrix24 deals); default host:port
+    )
+    max_body_bytes: int = 1_048_576  # larger webhook bodies get 413
+    ingest_batch_max: int = 256  # group commit: at most this many events in one transaction
+
+    # Worker and queue.
+    worker_threads: int = 2
+    job_lease_seconds: float = 30.0  # renewed by a heartbeat; a dead worker's job returns after it
+    job_poll_seconds: float = 0.2
+    retry_base_seconds: float = 2.0
+    retry_max_delay_seconds: float = 1800.0
+    retry_horizon_hours: float = 24.0  # then the job is dead (visible, retryable)
+    # Fault injection for crash tests only: "KIND:after_handler" makes the worker SIGKILL itself
+    # after the job's effect and before its commit.
+    fault_kill_at: str = ""
+
+    # Scheduler.
+    scheduler_enabled: bool = True
+    retention_days: int = 365  # raw events and done jobs older than this are pruned
+
+    # Logging.
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    # Bitrix24. No webhook URL and no application: the built-in sandbox portal is used.
+    b24_webhook_url: SecretStr = SecretStr("")  # https://portal/rest/1/code/
+    b24_client_id: str = ""
+    b24_client_secret: SecretStr = SecretStr("")
+    b24_oauth_url: str = "https://oauth.bitrix.info/oauth/token/"
+    b24_rate_burst: int = 50
+    b24_rate_per_second: float = 2.0
+    b24_timeout_seconds: float = 30.0
+    b24_batch_appeals: int = 12  # appeals delivered together in one batch request
+    sandbox_enabled: bool = (
+        True  # mount the sandbox portal in `clienthub run` when no portal is set
+    )
+    sandbox_db: Path = Path("./clienthub-sandbox.db")
+
+    initial_sources: list[str] = Field(default_factory=lambda: ["form/site"])
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def effective_public_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
