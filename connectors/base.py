@@ -114,3 +114,25 @@ class Connector(Protocol):
     def verify(self, request: InboundRequest, source: SourceConfig) -> Verified: ...
 
     def parse(self, event: RawEventView) -> list[ParsedAppeal]: ...
+
+
+@dataclass(frozen=True)
+class OutgoingReply:
+    """A staff answer to send back where the customer wrote.
+
+    ``reply_id`` is ClientHub's id for this reply: connectors derive the platform's idempotency
+    key from it (VK ``random_id``), so a retried send never posts twice.
+    """
+
+    reply_id: str
+    text: str
+    thread_key: str | None
+    in_reply_to: str | None  # the platform id of the customer's message or comment
+    author_platform_id: str | None
+    fields: Mapping[str, Any] = field(default_factory=dict)  # the appeal's fields (peer ids...)
+
+
+@dataclass(frozen=True)
+class SentReply:
+    platform_message_id: str | None
+    detail: str = ""

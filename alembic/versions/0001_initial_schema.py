@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 08:20:27.342399
+Create Date: 2026-11-23 08:22:01.807782
 """
 
 from collections.abc import Sequence
@@ -117,6 +117,15 @@ def upgrade() -> None:
         batch_op.create_index("ix_jobs_state", ["state", "id"], unique=False)
         batch_op.create_index("uq_jobs_kind_key", ["kind", "key"], unique=True)
 
+    op.create_table(
+        "poller_cursors",
+        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=160), nullable=False),
+        sa.Column("cursor", sa.JSON().with_variant(sa.JSON(), "sqlite"), nullable=False),
+        sa.Column("last_ok_at", hub.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_error", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+        sa.Column("updated_at", hub.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("name"),
+    )
     op.create_table(
         "pool_cursors",
         sa.Column("pool", sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
@@ -296,6 +305,7 @@ def downgrade() -> None:
     op.drop_table("raw_events")
     op.drop_table("rate_buckets")
     op.drop_table("pool_cursors")
+    op.drop_table("poller_cursors")
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.drop_index("uq_jobs_kind_key")
         batch_op.drop_index("ix_jobs_state")

@@ -4,6 +4,7 @@ from hub.models.appeal import Appeal, AppealState, DeliveryState
 from hub.models.audit import AuditEntry
 from hub.models.bitrix24 import CrmLink, PortalToken, RateBucket
 from hub.models.job import Job, JobState
+from hub.models.poller import PollerCursor
 from hub.models.raw_event import RawEvent, RawEventState
 from hub.models.rejected import RejectedRequest
 from hub.models.ruleset import PoolCursor, RuleSetState, RuleSetVersion
@@ -18,6 +19,7 @@ __all__ = [
     "DeliveryState",
     "Job",
     "JobState",
+    "PollerCursor",
     "PoolCursor",
     "PortalToken",
     "RateBucket",
