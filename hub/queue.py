@@ -64,8 +64,8 @@ def enqueue(
     }
     dialect = session.get_bind().dialect.name
     ins = (pg_insert if dialect == "postgresql" else sqlite_insert)(Job).values(**values)
-    result = session.execute(ins.on_conflict_do_nothing(index_elements=["kind", "key"]))
-    return bool(result.rowcount)
+    stmt = ins.on_conflict_do_nothing(index_elements=["kind", "key"]).returning(Job.id)
+    return session.execute(stmt).scalar() is not None
 
 
 def _due_filter(now: datetime) -> Any:

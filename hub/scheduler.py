@@ -163,7 +163,8 @@ class Scheduler:
         self._aps.start()
 
     def stop(self) -> None:
-        self._aps.shutdown(wait=False)
+        if self._aps.running:
+            self._aps.shutdown(wait=False)
         with self._mutex:
             self.lock.release()
             self._leading = False

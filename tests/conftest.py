@@ -112,6 +112,8 @@ def env(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     monkeypatch.setenv("CLIENTHUB_KEY_FILE", str(tmp_path / "clienthub.key"))
     monkeypatch.setenv("CLIENTHUB_SANDBOX_DB", str(tmp_path / "sandbox.db"))
     monkeypatch.setenv("CLIENTHUB_RETRY_BASE_SECONDS", "0.01")
+    # No portal unless a test starts the sandbox and says so.
+    monkeypatch.setenv("CLIENTHUB_SANDBOX_ENABLED", "false")
     monkeypatch.chdir(tmp_path)
     reset_engines()
     yield db_url

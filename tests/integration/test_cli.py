@@ -1,0 +1,74 @@
+"""The `clienthub` command on a real database."""
+
+from __future__ import annotations
+
+import httpx
+from sqlalchemy import update
+from typer.testing import CliRunner
+
+from hub.cli import app
+from hub.db import session_scope
+from hub.models import Job, JobState
+from tests.helpers import drain
+
+runner = CliRunner()
+
+
+def test_db_upgrade_is_idempotent(env):
+    result = runner.invoke(app, ["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert "database at 0001" in result.output
+
+
+def test_appeals_list_shows_the_trace(live_server, engine):
+    httpx.post(
+        f"{live_server.url}/hooks/form/site",
+        data={"name": "Иван", "phone": "89161234567", "message": "Здравствуйте"},
+    )
+    drain(engine)
+    result = runner.invoke(app, ["appeals", "list"])
+    assert result.exit_code == 0, result.output
+    assert "form/site form" in result.output
+    assert "Иван 89161234567 «Здравствуйте»" in result.output
+    assert "·" in result.output  # trace lines
+    shown = runner.invoke(app, ["appeals", "show", "1"])
+    assert '"text": "Здравствуйте"' in shown.output
+    assert runner.invoke(app, ["appeals", "show", "99"]).exit_code == 2
+
+
+def test_jobs_list_and_retry_dead(live_server, engine):
+    httpx.post(f"{live_server.url}/hooks/form/site", data={"message": "Здравствуйте"})
+    with session_scope(engine) as s:
+        s.execute(update(Job).values(state=JobState.dead, last_error="boom"))
+    listed = runner.invoke(app, ["jobs", "list", "--state", "dead"])
+    assert "parse.event [dead]" in listed.output
+    assert "boom" in listed.output
+    retried = runner.invoke(app, ["jobs", "retry", "--all-dead"])
+    assert retried.exit_code == 0
+    assert "1 dead job(s) queued again" in retried.output
+    drain(engine)
+    assert "parse.event/done: 1" in runner.invoke(app, ["jobs", "list"]).output
+
+
+def test_usage_errors_exit_with_2_and_a_reason(env):
+    r = runner.invoke(app, ["jobs", "retry"])
+    assert r.exit_code == 2
+    assert "name job ids" in r.output
+    r = runner.invoke(app, ["sources", "add", "fax", "x"])
+    assert r.exit_code == 2
+    assert "unknown channel 'fax'" in r.output
+    r = runner.invoke(app, ["sources", "add", "form", "x", "--config", "{nope"])
+    assert r.exit_code == 2
+    assert "not JSON" in r.output
+    r = runner.invoke(app, ["sources", "add", "form", "x", "--secret", "novalue"])
+    assert r.exit_code == 2
+
+
+def test_sources_add_list_remove(env):
+    assert runner.invoke(app, ["sources", "add", "form", "landing", "--secret", "token=abc"]).exit_code == 0
+    out = runner.invoke(app, ["sources", "list"]).output
+    assert "form/landing [on]" in out
+    assert "secret set" in out
+    assert "abc" not in out
+    assert runner.invoke(app, ["sources", "remove", "form", "landing"]).exit_code == 0
+    assert runner.invoke(app, ["sources", "remove", "form", "landing"]).exit_code == 2
