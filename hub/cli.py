@@ -58,6 +58,9 @@ def _prepare() -> Any:
 def _serve(app_obj: Any, host: str, port: int) -> None:
     import uvicorn
 
+    from hub.runtime import tune_gc
+
+    tune_gc()
     config = uvicorn.Config(app_obj, host=host, port=port, log_config=None, access_log=False)
     uvicorn.Server(config).run()
 
@@ -132,8 +135,9 @@ def worker(
     workers = [Worker(engine, settings=settings) for _ in range(threads)]
     sched = Scheduler(engine, settings) if scheduler else None
 
-    def _stop(signum: int, _frame: Any) -> None:
-        typer.echo(f"signal {signum}: finishing the current job, then stopping", err=True)
+    def _stop(_signum: int, _frame: Any) -> None:
+        # No I/O here: a handler that writes to stderr while the interrupted code is writing a
+        # log line raises "reentrant call" and the stop is lost.
         for w in workers:
             w.stop()
 

@@ -72,7 +72,7 @@ class Worker:
                 worked = False
             if not worked:
                 self._stop.wait(self.settings.job_poll_seconds)
-        log.info("worker stopped", extra={"worker_id": self.worker_id})
+        log.info("worker stopped (current job finished)", extra={"worker_id": self.worker_id})
 
     def run_until_idle(self, max_rounds: int = 10_000) -> int:
         """Run due jobs until none is left (tests, `jobs run`); returns how many batches ran."""

@@ -40,7 +40,8 @@ def free_port() -> int:
 class TempCluster:
     """initdb + pg_ctl in a temporary directory; as root, run as the ``postgres`` user."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        self.durable = durable  # benchmarks measure with fsync on, as production runs
         self.bin = find_bin_dir()
         self.dir = Path(tempfile.mkdtemp(prefix="clienthub-pg-"))
         self.data = self.dir / "data"
@@ -69,10 +70,9 @@ class TempCluster:
             "--locale=C.UTF-8",
             "--no-sync",
         )  # fmt: skip
-        options = (
-            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
-        )
+        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c max_connections=300"
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run(
             str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options,
             "-l", str(self.dir / "log"), "-w", "-t", "60", "start",

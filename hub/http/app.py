@@ -21,11 +21,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.ingest.start()
         try:
             yield
         finally:
-            app.state.ingest.stop()
+            await app.state.ingest.drain()
 
     app = FastAPI(title="ClientHub", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, text, update
@@ -129,3 +130,85 @@ def set_state(session: Session, *, raw_event_id: int, state: str, reason: str | 
     session.execute(
         update(RawEvent).where(RawEvent.id == raw_event_id).values(state=state, state_reason=reason)
     )
+
+
+def _db_time(value: datetime, dialect: str) -> object:
+    # Matches what UTCDateTime writes through the ORM, so both paths read back alike.
+    if dialect == "sqlite":
+        return value.astimezone(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value
+
+
+def store_events_bulk(conn: Connection, events: list[IncomingEvent]) -> list[Stored]:
+    """The group-commit path: a whole batch in three statements instead of three per event.
+
+    Raw DBAPI SQL, because building a multi-row statement through the SQL compiler costs more per
+    batch than the database does. Events without a platform id take the one-by-one path.
+    """
+    dialect = conn.dialect.name
+    results: dict[int, Stored] = {}
+    keyed: dict[tuple[str, str, str], list[int]] = {}
+    for i, ev in enumerate(events):
+        if ev.external_id is None:
+            results[i] = store_event(conn, ev)
+        else:
+            keyed.setdefault((ev.channel, ev.source, ev.external_id), []).append(i)
+    if keyed:
+        ph = "?" if dialect == "sqlite" else "%s"
+        js = ph if dialect == "sqlite" else "%s::json"
+        row_sql = f"({ph},{ph},{ph},{ph},{js},{ph},{ph},{ph},'received')"
+        params: list[object] = []
+        for idxs in keyed.values():
+            ev = events[idxs[0]]
+            params += [
+                ev.channel,
+                ev.source,
+                ev.external_id,
+                ev.event_type,
+                json.dumps(ev.headers, ensure_ascii=False),
+                ev.content_type,
+                ev.body,
+                _db_time(ev.received_at, dialect),
+            ]
+        sql = (
+            "INSERT INTO raw_events (channel, source, external_id, event_type, headers, "
+            "content_type, body, received_at, state) VALUES "
+            + ",".join([row_sql] * len(keyed))
+            + " ON CONFLICT (channel, source, external_id) WHERE external_id IS NOT NULL "
+            "DO NOTHING RETURNING id, channel, source, external_id"
+        )
+        inserted = {
+            (c, s, e): rid for rid, c, s, e in conn.exec_driver_sql(sql, tuple(params)).fetchall()
+        }
+        missing = [k for k in keyed if k not in inserted]
+        existing: dict[tuple[str, str, str], int] = {}
+        for channel, source, external_id in missing:  # platform retries: rare, one lookup each
+            existing[(channel, source, external_id)] = conn.execute(
+                select(_raw.c.id).where(
+                    _raw.c.channel == channel,
+                    _raw.c.source == source,
+                    _raw.c.external_id == external_id,
+                )
+            ).scalar_one()
+        for key, idxs in keyed.items():
+            if key in inserted:
+                results[idxs[0]] = Stored(inserted[key], False)
+                dupes = idxs[1:]
+                raw_id = inserted[key]
+            else:
+                dupes = idxs
+                raw_id = existing[key]
+            for i in dupes:
+                results[i] = Stored(raw_id, True)
+        if inserted:
+            now = _db_time(utcnow(), dialect)
+            job_row = f"('{PARSE_JOB}',{ph},{js},'queued',0,{ph},{ph})"
+            job_params: list[object] = []
+            for rid in inserted.values():
+                job_params += [f"raw:{rid}", json.dumps({"raw_event_id": rid}), now, now]
+            conn.exec_driver_sql(
+                "INSERT INTO jobs (kind, key, payload, state, attempts, run_at, created_at) VALUES "
+                + ",".join([job_row] * len(inserted)),
+                tuple(job_params),
+            )
+    return [results[i] for i in range(len(events))]

@@ -25,7 +25,9 @@ FORM = "name=Иван&phone=89161234567&message=Здравствуйте".encode
 
 
 def _worker_env(db_url: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k.startswith("CLIENTHUB_") or k in {"PATH", "HOME"}}
+    env = {
+        k: v for k, v in os.environ.items() if k.startswith("CLIENTHUB_") or k in {"PATH", "HOME"}
+    }
     env.update(CLIENTHUB_DATABASE_URL=db_url, CLIENTHUB_LOG_JSON="true", **extra)
     return env
 
@@ -33,21 +35,17 @@ def _worker_env(db_url: str, **extra: str) -> dict[str, str]:
 def _store_form(engine) -> int:
     with session_scope(engine) as s:
         sources_store.upsert(s, channel="form", source="site")
-    writer = IngestWriter(engine)
-    try:
-        stored = writer.store_sync(
-            IncomingEvent(
-                channel="form",
-                source="site",
-                external_id="crash-1",
-                event_type="form",
-                headers={},
-                content_type="application/x-www-form-urlencoded",
-                body=FORM,
-            )
+    stored = IngestWriter(engine).store_sync(
+        IncomingEvent(
+            channel="form",
+            source="site",
+            external_id="crash-1",
+            event_type="form",
+            headers={},
+            content_type="application/x-www-form-urlencoded",
+            body=FORM,
         )
-    finally:
-        writer.stop()
+    )
     return stored.raw_event_id
 
 
@@ -56,7 +54,9 @@ def test_worker_killed_after_the_effect_before_commit_completes_exactly_once(eng
     proc = subprocess.run(
         [sys.executable, "-m", "hub", "worker", "--no-scheduler"],
         env=_worker_env(
-            env, CLIENTHUB_FAULT_KILL_AT="parse.event:after_handler", CLIENTHUB_JOB_LEASE_SECONDS="1"
+            env,
+            CLIENTHUB_FAULT_KILL_AT="parse.event:after_handler",
+            CLIENTHUB_JOB_LEASE_SECONDS="1",
         ),
         capture_output=True,
         text=True,
