@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from connectors import form
+from connectors import form, ok, telegram, vk
 from connectors.base import Connector
 
 CONNECTORS: dict[str, Connector] = {
     form.connector.channel: form.connector,
+    vk.connector.channel: vk.connector,
+    telegram.connector.channel: telegram.connector,
+    ok.connector.channel: ok.connector,
 }
 
 

@@ -136,3 +136,15 @@ class OutgoingReply:
 class SentReply:
     platform_message_id: str | None
     detail: str = ""
+
+
+class ReplyingConnector(Connector, Protocol):
+    """A connector that can answer where the customer wrote (VK, Telegram, OK).
+
+    ``send_reply`` runs in a worker job, never in a request. It raises
+    ``connectors.platform_http.TransientError`` when a later retry may succeed (network, rate
+    limit, 5xx) and ``PermanentError`` when it cannot (bad token, the customer blocked the
+    community, nothing to reply to). The reply's platform id comes back in ``SentReply``.
+    """
+
+    def send_reply(self, reply: OutgoingReply, source: SourceConfig) -> SentReply: ...

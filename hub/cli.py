@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 
+from hub.cli_channels import channels_app
 from hub.cli_ops import appeals_app, jobs_app, sources_app
 from hub.settings import get_settings
 
@@ -23,6 +24,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(appeals_app, name="appeals")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(sources_app, name="sources")
+app.add_typer(channels_app, name="channels")
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:

@@ -153,6 +153,9 @@ class Scheduler:
         return self._leading
 
     def start(self) -> None:
+        from hub.pollers import register_all
+
+        register_all()
         self._aps.add_job(
             self.elect,
             "interval",

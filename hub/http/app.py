@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
+from connectors.telegram import files as telegram_files
 from hub.db import get_engine
 from hub.http import api, hooks, ops
 from hub.ingest import IngestWriter
@@ -35,4 +36,5 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(ops.router)
     app.include_router(hooks.router)
     app.include_router(api.router)
+    app.include_router(telegram_files.router)
     return app

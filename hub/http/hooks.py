@@ -28,6 +28,7 @@ KEPT_HEADERS = {
     "idempotency-key",
     "x-request-id",
     "x-clienthub-event",
+    "x-retry-counter",  # VK numbers its re-sends of an unacknowledged Callback event
 }
 _EXCERPT = 512
 

@@ -1,0 +1,19 @@
+"""Every poller ClientHub runs, registered with the scheduler (only the leader runs them).
+
+Each poller polls only the sources that opt in through their config, so registering them all is
+free for a company that uses webhooks everywhere.
+"""
+
+from __future__ import annotations
+
+from hub.scheduler import register_periodic
+
+
+def register_all() -> None:
+    from connectors.ok import discussions as ok_discussions
+    from connectors.telegram import polling as telegram_polling
+    from connectors.vk import longpoll as vk_longpoll
+
+    register_periodic("vk.longpoll", vk_longpoll.poll_all, 1)
+    register_periodic("telegram.getupdates", telegram_polling.poll_all, 1)
+    register_periodic("ok.discussions", ok_discussions.poll_all, 60)
