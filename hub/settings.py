@@ -65,6 +65,16 @@ class Settings(BaseSettings):
 
     initial_sources: list[str] = Field(default_factory=lambda: ["form/site"])
 
+    # Bitrix24 delivery (hub/bitrix24). A worker takes up to b24_deliver_claim appeals at once:
+    # one lookup request serves all of them, creates go in batches of b24_batch_appeals.
+    b24_deliver_claim: int = 96
+    b24_portal_domain: str = ""  # when set, install callbacks from any other portal are refused
+    # The sandbox portal: empty URL means the one `clienthub run` mounts at /sandbox.
+    sandbox_url: str = ""
+    sandbox_webhook_code: str = "sandbox"
+    sandbox_rate_burst: int = 50
+    sandbox_rate_per_second: float = 2.0
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")

@@ -63,6 +63,10 @@ class Decision:
     tags: list[str] = field(default_factory=list)
     rules_version: int | None = None
     trace: list[TraceStep] = field(default_factory=list)
+    # Optional additions: the store the appeal was tied to (by source, line or text) and the
+    # checksum of the rule files, which also identifies an unpublished directory.
+    store: str | None = None
+    rules_checksum: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
