@@ -12,6 +12,7 @@ import typer
 
 from hub.cli_channels import channels_app
 from hub.cli_ops import appeals_app, jobs_app, sources_app
+from hub.cli_rules import route_command, rules_app
 from hub.settings import get_settings
 
 app = typer.Typer(
@@ -25,6 +26,8 @@ app.add_typer(appeals_app, name="appeals")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(sources_app, name="sources")
 app.add_typer(channels_app, name="channels")
+app.add_typer(rules_app, name="rules")
+app.command("route", help="Route one appeal (JSON on stdin) and print the decision.")(route_command)
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:

@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     sandbox_db: Path = Path("./clienthub-sandbox.db")
 
     initial_sources: list[str] = Field(default_factory=lambda: ["form/site"])
+    # Published on first start when the database holds no rule version yet ("" to skip).
+    initial_rules_dir: str = str(
+        Path(__file__).resolve().parent.parent / "routing_rules" / "sample"
+    )
 
     # Bitrix24 delivery (hub/bitrix24). A worker takes up to b24_deliver_claim appeals at once:
     # one lookup request serves all of them, creates go in batches of b24_batch_appeals.
@@ -74,6 +78,20 @@ class Settings(BaseSettings):
     sandbox_webhook_code: str = "sandbox"
     sandbox_rate_burst: int = 50
     sandbox_rate_per_second: float = 2.0
+
+    # Files kept for appeals (form uploads, e-mail attachments): content-addressed blobs here,
+    # one ``stored_files`` row each (hub/files.py).
+    files_dir: Path = Path("./clienthub-files")
+    # Proxies whose X-Forwarded-For is believed (CIDRs, e.g. ["127.0.0.1/32"]); from anyone else
+    # the TCP peer is the client address (per-IP limits of site forms).
+    trusted_proxies: list[str] = Field(default_factory=list)
+    # Reviews rated at or below this get ``fields.low_rating = true``; rules route them.
+    review_low_rating_max: int = 3
+    # 2GIS and Yandex publish no reviews API. These switches enable the UNOFFICIAL cabinet
+    # endpoints that integrators reverse-engineered: they may break without notice and may breach
+    # the platforms' terms. Off: reviews still arrive through notification e-mails.
+    twogis_unofficial_cabinet_api: bool = False
+    yandex_unofficial_cabinet_api: bool = False
 
     @property
     def is_sqlite(self) -> bool:

@@ -114,6 +114,8 @@ def env(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     monkeypatch.setenv("CLIENTHUB_RETRY_BASE_SECONDS", "0.01")
     # No portal unless a test starts the sandbox and says so.
     monkeypatch.setenv("CLIENTHUB_SANDBOX_ENABLED", "false")
+    # No rules unless a test publishes some (the sample costs a second to compile).
+    monkeypatch.setenv("CLIENTHUB_INITIAL_RULES_DIR", "")
     monkeypatch.chdir(tmp_path)
     reset_engines()
     yield db_url

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 08:22:01.807782
+Create Date: 2026-11-23 08:49:51.896308
 """
 
 from collections.abc import Sequence
@@ -200,7 +200,25 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("ruleset_versions", schema=None) as batch_op:
         batch_op.create_index("ix_ruleset_state", ["state", "id"], unique=False)
+        batch_op.create_index(
+            "uq_ruleset_one_published",
+            ["state"],
+            unique=True,
+            sqlite_where=sa.text("state = 'published'"),
+            postgresql_where=sa.text("state = 'published'"),
+        )
 
+    op.create_table(
+        "stored_files",
+        sa.Column("sha256", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("size", sa.Integer(), nullable=False),
+        sa.Column("media_type", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+        sa.Column("channel", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column("source", sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+        sa.Column("created_at", hub.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("sha256"),
+    )
     op.create_table(
         "appeals",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -227,6 +245,7 @@ def upgrade() -> None:
         sa.Column("rules_version", sa.Integer(), nullable=True),
         sa.Column("topic", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
         sa.Column("region", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+        sa.Column("store", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
         sa.Column("department", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
         sa.Column("assignee_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
         sa.Column("assignee_name", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
@@ -286,7 +305,13 @@ def downgrade() -> None:
         batch_op.drop_index("ix_appeals_assignee_state")
 
     op.drop_table("appeals")
+    op.drop_table("stored_files")
     with op.batch_alter_table("ruleset_versions", schema=None) as batch_op:
+        batch_op.drop_index(
+            "uq_ruleset_one_published",
+            sqlite_where=sa.text("state = 'published'"),
+            postgresql_where=sa.text("state = 'published'"),
+        )
         batch_op.drop_index("ix_ruleset_state")
 
     op.drop_table("ruleset_versions")

@@ -9,6 +9,7 @@ from hub.models.raw_event import RawEvent, RawEventState
 from hub.models.rejected import RejectedRequest
 from hub.models.ruleset import PoolCursor, RuleSetState, RuleSetVersion
 from hub.models.source import ChannelSource
+from hub.models.stored_file import StoredFile
 
 __all__ = [
     "Appeal",
@@ -28,4 +29,5 @@ __all__ = [
     "RejectedRequest",
     "RuleSetState",
     "RuleSetVersion",
+    "StoredFile",
 ]

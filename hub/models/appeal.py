@@ -75,6 +75,7 @@ class Appeal(SQLModel, table=True):
     rules_version: int | None = None
     topic: str | None = Field(default=None, max_length=64)
     region: str | None = Field(default=None, max_length=64)
+    store: str | None = Field(default=None, max_length=64)
     department: str | None = Field(default=None, max_length=64)
     assignee_id: str | None = Field(default=None, max_length=64)
     assignee_name: str | None = Field(default=None, max_length=255)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, Index
+from sqlalchemy import Column, Index, text
 from sqlmodel import Field, SQLModel
 
 from hub.models.types import JSONType, UTCDateTime
@@ -20,7 +20,17 @@ class RuleSetState(StrEnum):
 
 class RuleSetVersion(SQLModel, table=True):
     __tablename__ = "ruleset_versions"
-    __table_args__ = (Index("ix_ruleset_state", "state", "id"),)
+    __table_args__ = (
+        Index("ix_ruleset_state", "state", "id"),
+        # At most one version in force, whatever the code does.
+        Index(
+            "uq_ruleset_one_published",
+            "state",
+            unique=True,
+            sqlite_where=text("state = 'published'"),
+            postgresql_where=text("state = 'published'"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)  # the version number
     state: str = Field(default=RuleSetState.draft, max_length=16)

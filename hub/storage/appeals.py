@@ -65,6 +65,7 @@ def apply_decision(appeal: Appeal, decision: Decision) -> None:
     appeal.rules_version = decision.rules_version
     appeal.topic = decision.topic
     appeal.region = decision.region
+    appeal.store = decision.store
     appeal.department = decision.department
     if decision.assignee is not None:
         appeal.assignee_id = decision.assignee.id
