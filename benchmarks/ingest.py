@@ -39,7 +39,9 @@ def _start(mode: str, url: str = "") -> tuple[subprocess.Popen[bytes], int]:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            httpx.post(f"http://127.0.0.1:{port}/hooks/form/site", data={"message": "warm"}, timeout=1)
+            httpx.post(
+                f"http://127.0.0.1:{port}/hooks/form/site", data={"message": "warm"}, timeout=1
+            )
             return proc, port
         except httpx.HTTPError:
             time.sleep(0.1)
@@ -112,12 +114,13 @@ def main() -> None:
             cluster.stop()
 
     base = results["bare FastAPI (baseline)"]["rps"]
-    print(f"\nDurable ingest, form webhook: {args.requests} requests, {args.concurrency} connections")
+    print(
+        f"\nDurable ingest, form webhook: {args.requests} requests, {args.concurrency} connections"
+    )
     print(f"{'target':45} {'appeals/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6}")
     for name, r in results.items():
-        print(
-            f"{name:45} {r['rps']:10.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['rps'] / base:6.2f}"
-        )
+        ratio = r["rps"] / base
+        print(f"{name:45} {r['rps']:10.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {ratio:6.2f}")
     print("targets: SQLite >= 1000 appeals/s, p99 < 50 ms, ratio >= 0.5")
 
 

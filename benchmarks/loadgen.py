@@ -63,7 +63,10 @@ async def run(url: str, total: int, concurrency: int, offset: int = 0) -> Result
     counter = iter(range(offset, offset + total))
     latencies: list[float] = []
     ok = failed = 0
-    body_tpl = "name=%D0%98%D0%B2%D0%B0%D0%BD&phone=8916{n:07d}&message=%D0%97%D0%B4%D1%80%D0%B0%D0%B2%D1%81%D1%82%D0%B2%D1%83%D0%B9%D1%82%D0%B5+{n}"
+    body_tpl = (
+        "name=%D0%98%D0%B2%D0%B0%D0%BD&phone=8916{n:07d}"
+        "&message=%D0%97%D0%B4%D1%80%D0%B0%D0%B2%D1%81%D1%82%D0%B2%D1%83%D0%B9%D1%82%D0%B5+{n}"
+    )
 
     async def conn() -> None:
         nonlocal ok, failed
@@ -88,7 +91,12 @@ async def run(url: str, total: int, concurrency: int, offset: int = 0) -> Result
 
 
 def main() -> None:
-    url, total, concurrency, offset = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    url, total, concurrency, offset = (
+        sys.argv[1],
+        int(sys.argv[2]),
+        int(sys.argv[3]),
+        int(sys.argv[4]),
+    )
     try:
         import uvloop
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import threading
@@ -13,6 +14,7 @@ import typer
 from hub.cli_channels import channels_app
 from hub.cli_ops import appeals_app, jobs_app, sources_app
 from hub.cli_rules import route_command, rules_app
+from hub.cli_sandbox import b24_app, sandbox_command
 from hub.settings import get_settings
 
 app = typer.Typer(
@@ -28,6 +30,8 @@ app.add_typer(sources_app, name="sources")
 app.add_typer(channels_app, name="channels")
 app.add_typer(rules_app, name="rules")
 app.command("route", help="Route one appeal (JSON on stdin) and print the decision.")(route_command)
+app.command("sandbox", help="Serve the sandbox Bitrix24 portal on its own.")(sandbox_command)
+app.add_typer(b24_app, name="b24")
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -43,6 +47,16 @@ def db_upgrade(revision: str = typer.Argument("head")) -> None:
     settings = get_settings()
     migrations.upgrade(settings.database_url, revision)
     typer.echo(f"database at {migrations.head_revision() if revision == 'head' else revision}")
+
+
+def _override(host: str | None, port: int | None) -> None:
+    """Command-line host/port win over the environment, for every part that builds URLs from
+    settings (the sandbox portal's address, links back to appeals)."""
+    if host:
+        os.environ["CLIENTHUB_HOST"] = host
+    if port:
+        os.environ["CLIENTHUB_PORT"] = str(port)
+    get_settings.cache_clear()
 
 
 def _prepare() -> Any:
@@ -81,6 +95,7 @@ def run(
     from hub.scheduler import Scheduler
     from hub.worker import Worker
 
+    _override(host, port)
     settings = get_settings()
     engine = _prepare()
     host = host or settings.host
@@ -121,6 +136,7 @@ def web(
     """The HTTP server only (webhooks, API, UI); stateless, run as many as you like."""
     from hub.http.app import create_app
 
+    _override(host, port)
     settings = get_settings()
     engine = _prepare()
     _serve(create_app(settings, engine), host or settings.host, port or settings.port)

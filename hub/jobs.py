@@ -63,12 +63,7 @@ class JobHandler:
 def job_handlers() -> dict[str, JobHandler]:
     """Imported lazily: handlers depend on most of the hub."""
     from hub import pipeline
+    from hub.bitrix24 import jobs as b24_jobs
 
-    handlers: list[JobHandler] = [*pipeline.HANDLERS]
-    try:
-        from hub.bitrix24 import jobs as b24_jobs
-    except ImportError:  # the Bitrix24 delivery module is optional until it lands
-        pass
-    else:
-        handlers.extend(b24_jobs.HANDLERS)
+    handlers: list[JobHandler] = [*pipeline.HANDLERS, *b24_jobs.HANDLERS]
     return {h.kind: h for h in handlers}

@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+SAMPLE_RULES_DIR = Path(__file__).resolve().parent.parent / "routing_rules" / "sample"
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(

@@ -9,6 +9,9 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from connectors.telegram import files as telegram_files
+from hub.bitrix24 import http as b24_http
+from hub.bitrix24.factory import portal_mode
+from hub.bitrix24.sandbox import sandbox_from_settings
 from hub.db import get_engine
 from hub.http import api, hooks, ops
 from hub.ingest import IngestWriter
@@ -37,4 +40,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(hooks.router)
     app.include_router(api.router)
     app.include_router(telegram_files.router)
+    app.include_router(b24_http.router)
+    if portal_mode(settings) == "sandbox":
+        # No portal configured: deliver into the built-in sandbox, served by this same process.
+        app.mount("/sandbox", sandbox_from_settings(settings))
     return app
