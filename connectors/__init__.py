@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from connectors import form, ok, telegram, vk
+from connectors import email, form, ok, telegram, twogis, vk, yandex
 from connectors.base import Connector
+from connectors.form import tilda
 
 CONNECTORS: dict[str, Connector] = {
     form.connector.channel: form.connector,
+    tilda.connector.channel: tilda.connector,
     vk.connector.channel: vk.connector,
     telegram.connector.channel: telegram.connector,
     ok.connector.channel: ok.connector,
+    twogis.connector.channel: twogis.connector,
+    yandex.connector.channel: yandex.connector,
+    email.connector.channel: email.connector,
 }
 
 

@@ -43,6 +43,8 @@ class InboundRequest:
     query: Mapping[str, str]
     body: bytes
     content_type: str  # the bare media type, lower case, e.g. "application/json"
+    # The client's address: the TCP peer, or X-Forwarded-For from a trusted proxy (settings).
+    remote_addr: str | None = None
 
 
 @dataclass(frozen=True)

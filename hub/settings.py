@@ -95,6 +95,20 @@ class Settings(BaseSettings):
     twogis_unofficial_cabinet_api: bool = False
     yandex_unofficial_cabinet_api: bool = False
 
+    # Replies through Bitrix24 (hub/replies.py, hub/bitrix24/openlines.py). The connector id is
+    # what imconnector.register gets (lower case, a-z0-9_ only); messages of these channels are
+    # also sent into the open line so operators answer them in the chat.
+    b24_connector_id: str = "clienthub"
+    b24_connector_name: str = "ClientHub"
+    b24_openline_channels: list[str] = Field(default_factory=lambda: ["vk", "telegram", "ok"])
+    # A deal user field (e.g. UF_CRM_CLIENTHUB_CHAT, type string) that gets the chat link; empty:
+    # the link goes into the deal's source description only.
+    b24_deal_chat_field: str = ""
+    reply_attachment_max_bytes: int = 20_000_000
+    # The sandbox portal's built-in local application (client id and secret it registers).
+    sandbox_app_client_id: str = "local.clienthub.sandbox"
+    sandbox_app_client_secret: SecretStr = SecretStr("sandbox-app-secret")
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 08:49:51.896308
+Create Date: 2026-11-23 09:06:34.497706
 """
 
 from collections.abc import Sequence
@@ -220,6 +220,45 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("sha256"),
     )
     op.create_table(
+        "ui_daily_rollups",
+        sa.Column("day", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+        sa.Column("data", sa.JSON().with_variant(sa.JSON(), "sqlite"), nullable=False),
+        sa.Column("computed_at", hub.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("day"),
+    )
+    op.create_table(
+        "ui_login_attempts",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("at", hub.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("login", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("ip", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("ui_login_attempts", schema=None) as batch_op:
+        batch_op.create_index("ix_ui_login_attempts_ip", ["ip", "at"], unique=False)
+        batch_op.create_index("ix_ui_login_attempts_login", ["login", "at"], unique=False)
+
+    op.create_table(
+        "ui_users",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("login", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+        sa.Column("password_hash", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+        sa.Column("role", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("language", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+        sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("bitrix_user_id", sa.Integer(), nullable=True),
+        sa.Column("created_at", hub.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "password_changed_at", hub.models.types.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.Column("last_login_at", hub.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("ui_users", schema=None) as batch_op:
+        batch_op.create_index("uq_ui_users_login", ["login"], unique=True)
+
+    op.create_table(
         "appeals",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("raw_event_id", sa.Integer(), nullable=True),
@@ -252,6 +291,12 @@ def upgrade() -> None:
         sa.Column("bitrix_user_id", sa.Integer(), nullable=True),
         sa.Column("target", sa.JSON().with_variant(sa.JSON(), "sqlite"), nullable=False),
         sa.Column("tags", sa.JSON().with_variant(sa.JSON(), "sqlite"), nullable=False),
+        sa.Column(
+            "labels",
+            sa.JSON().with_variant(sa.JSON(), "sqlite"),
+            server_default=sa.text("'{}'"),
+            nullable=False,
+        ),
         sa.Column("filtered_reason", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("trace", sa.JSON().with_variant(sa.JSON(), "sqlite"), nullable=False),
         sa.Column("routed_at", hub.models.types.UTCDateTime(timezone=True), nullable=True),
@@ -270,14 +315,22 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("appeals", schema=None) as batch_op:
+        batch_op.create_index("ix_appeals_assignee_id", ["assignee_id", "id"], unique=False)
         batch_op.create_index("ix_appeals_assignee_state", ["assignee_id", "state"], unique=False)
+        batch_op.create_index("ix_appeals_channel_id", ["channel", "id"], unique=False)
+        batch_op.create_index("ix_appeals_department_id", ["department", "id"], unique=False)
+        batch_op.create_index("ix_appeals_kind_id", ["kind", "id"], unique=False)
         batch_op.create_index("ix_appeals_raw_event", ["raw_event_id"], unique=False)
         batch_op.create_index("ix_appeals_received_at_id", ["received_at", "id"], unique=False)
+        batch_op.create_index("ix_appeals_region_id", ["region", "id"], unique=False)
         batch_op.create_index("ix_appeals_region_topic", ["region", "topic"], unique=False)
+        batch_op.create_index("ix_appeals_source_id", ["source", "id"], unique=False)
         batch_op.create_index("ix_appeals_state", ["state", "received_at"], unique=False)
+        batch_op.create_index("ix_appeals_state_id", ["state", "id"], unique=False)
         batch_op.create_index(
             "ix_appeals_thread", ["channel", "source", "thread_key"], unique=False
         )
+        batch_op.create_index("ix_appeals_topic_id", ["topic", "id"], unique=False)
         batch_op.create_index(
             "uq_appeals_external_id",
             ["channel", "source", "external_id"],
@@ -286,25 +339,64 @@ def upgrade() -> None:
             postgresql_where=sa.text("external_id IS NOT NULL"),
         )
 
+    op.create_table(
+        "ui_sessions",
+        sa.Column("token_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("csrf_token", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("created_at", hub.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", hub.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("ip", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["ui_users.id"],
+        ),
+        sa.PrimaryKeyConstraint("token_hash"),
+    )
+    with op.batch_alter_table("ui_sessions", schema=None) as batch_op:
+        batch_op.create_index("ix_ui_sessions_user", ["user_id"], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("ui_sessions", schema=None) as batch_op:
+        batch_op.drop_index("ix_ui_sessions_user")
+
+    op.drop_table("ui_sessions")
     with op.batch_alter_table("appeals", schema=None) as batch_op:
         batch_op.drop_index(
             "uq_appeals_external_id",
             sqlite_where=sa.text("external_id IS NOT NULL"),
             postgresql_where=sa.text("external_id IS NOT NULL"),
         )
+        batch_op.drop_index("ix_appeals_topic_id")
         batch_op.drop_index("ix_appeals_thread")
+        batch_op.drop_index("ix_appeals_state_id")
         batch_op.drop_index("ix_appeals_state")
+        batch_op.drop_index("ix_appeals_source_id")
         batch_op.drop_index("ix_appeals_region_topic")
+        batch_op.drop_index("ix_appeals_region_id")
         batch_op.drop_index("ix_appeals_received_at_id")
         batch_op.drop_index("ix_appeals_raw_event")
+        batch_op.drop_index("ix_appeals_kind_id")
+        batch_op.drop_index("ix_appeals_department_id")
+        batch_op.drop_index("ix_appeals_channel_id")
         batch_op.drop_index("ix_appeals_assignee_state")
+        batch_op.drop_index("ix_appeals_assignee_id")
 
     op.drop_table("appeals")
+    with op.batch_alter_table("ui_users", schema=None) as batch_op:
+        batch_op.drop_index("uq_ui_users_login")
+
+    op.drop_table("ui_users")
+    with op.batch_alter_table("ui_login_attempts", schema=None) as batch_op:
+        batch_op.drop_index("ix_ui_login_attempts_login")
+        batch_op.drop_index("ix_ui_login_attempts_ip")
+
+    op.drop_table("ui_login_attempts")
+    op.drop_table("ui_daily_rollups")
     op.drop_table("stored_files")
     with op.batch_alter_table("ruleset_versions", schema=None) as batch_op:
         batch_op.drop_index(

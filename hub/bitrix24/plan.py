@@ -110,7 +110,10 @@ def title(appeal: Appeal) -> str:
     """«ВК: комментарий — Казань, вакансия»."""
     channel = CHANNEL_NAMES.get(appeal.channel, appeal.channel)
     kind = KIND_NAMES.get(appeal.kind, appeal.kind)
-    tail = ", ".join(x for x in (appeal.region, appeal.topic) if x)
+    labels = appeal.labels or {}
+    where = labels.get("city") or labels.get("region") or appeal.region
+    what = labels.get("topic") or appeal.topic
+    tail = ", ".join(x for x in (where, what) if x)
     return f"{channel}: {kind}" + (f" — {tail}" if tail else "")
 
 
@@ -182,8 +185,11 @@ def comment_text(appeal: Appeal, link: str) -> str:
     """The message, its attachments as links, who wrote, and the way back to ClientHub."""
     parts = [appeal.text.strip() or "(без текста)"]
     files = []
+    base = link.split("/appeals/", 1)[0]
     for a in appeal.attachments or []:
         url = a.get("url") or a.get("link")
+        if url and url.startswith("/"):
+            url = base + url  # ClientHub's own file routes: the portal needs an absolute link
         if url:
             files.append(f"[URL={url}]{a.get('name') or a.get('type') or url}[/URL]")
     if files:

@@ -14,9 +14,11 @@ from hub.bitrix24.factory import portal_mode
 from hub.bitrix24.sandbox import sandbox_from_settings
 from hub.db import get_engine
 from hub.http import api, hooks, ops
+from hub.http import files as stored_files
 from hub.ingest import IngestWriter
 from hub.settings import Settings, get_settings
 from hub.storage.sources import SourceCache
+from hub.ui import install_ui
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
@@ -40,6 +42,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(hooks.router)
     app.include_router(api.router)
     app.include_router(telegram_files.router)
+    app.include_router(stored_files.router)
+    install_ui(app)  # admin UI under /ui, static files under /static
     app.include_router(b24_http.router)
     if portal_mode(settings) == "sandbox":
         # No portal configured: deliver into the built-in sandbox, served by this same process.

@@ -6,6 +6,8 @@ refusal is answered with a reason and recorded in ``rejected_requests``.
 
 from __future__ import annotations
 
+import ipaddress
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -58,6 +60,28 @@ def _kept_headers(request: Request) -> dict[str, str]:
     return kept
 
 
+def client_address(request: Request, trusted: list[str]) -> str | None:
+    """The TCP peer; behind a trusted proxy, the last X-Forwarded-For hop it did not add itself."""
+    peer = request.client.host if request.client else None
+    if not peer or not trusted:
+        return peer
+    nets = [ipaddress.ip_network(n, strict=False) for n in trusted]
+
+    def is_trusted(addr: str) -> bool:
+        try:
+            return any(ipaddress.ip_address(addr) in n for n in nets)
+        except ValueError:
+            return False
+
+    if not is_trusted(peer):
+        return peer
+    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not is_trusted(hop):
+            return hop
+    return hops[0] if hops else peer
+
+
 @router.post("/hooks/{channel}/{source}")
 async def receive(channel: str, source: str, request: Request) -> Response:
     app = request.app
@@ -107,6 +131,7 @@ async def receive(channel: str, source: str, request: Request) -> Response:
         query=dict(request.query_params),
         body=body,
         content_type=content_type,
+        remote_addr=client_address(request, app.state.settings.trusted_proxies),
     )
     try:
         verified = connector.verify(inbound, source_config)

@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Column, Index, text
+from sqlalchemy import text as sa_text
 from sqlmodel import Field, SQLModel
 
 from hub.models.types import JSONType, UTCDateTime
@@ -47,6 +48,16 @@ class Appeal(SQLModel, table=True):
         Index("ix_appeals_assignee_state", "assignee_id", "state"),
         Index("ix_appeals_raw_event", "raw_event_id"),
         Index("ix_appeals_region_topic", "region", "topic"),
+        # Newest-first keyset pages of the admin UI, one filter each, stay index range scans
+        # at a million rows: WHERE col = ? AND id < ? ORDER BY id DESC LIMIT n.
+        Index("ix_appeals_channel_id", "channel", "id"),
+        Index("ix_appeals_source_id", "source", "id"),
+        Index("ix_appeals_kind_id", "kind", "id"),
+        Index("ix_appeals_state_id", "state", "id"),
+        Index("ix_appeals_region_id", "region", "id"),
+        Index("ix_appeals_topic_id", "topic", "id"),
+        Index("ix_appeals_department_id", "department", "id"),
+        Index("ix_appeals_assignee_id", "assignee_id", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -82,6 +93,10 @@ class Appeal(SQLModel, table=True):
     bitrix_user_id: int | None = None
     target: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
     tags: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        sa_column=Column(JSONType, nullable=False, default=dict, server_default=sa_text("'{}'")),
+    )
     filtered_reason: str | None = None
     trace: list[dict[str, Any]] = Field(
         default_factory=list, sa_column=Column(JSONType, nullable=False)
@@ -97,3 +112,9 @@ class Appeal(SQLModel, table=True):
     crm_visible_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     delivery_error: str | None = None
     first_reply_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+    # Replies (hub/replies.py): the Open Lines chat and session this appeal's thread went to,
+    # and the last refusal of a staff answer, shown to staff until an answer gets through.
+    b24_chat_id: int | None = None
+    b24_session_id: int | None = None
+    reply_error: str | None = None

@@ -101,7 +101,13 @@ class CompiledRuleSet:
         found = self.gazetteer.find(facts)
         trace.append(TraceStep("region", found.message, rule=found.method or None, data=found.data))
         decision.store = found.store.id if found.store else None
+        if found.region:
+            decision.labels["region"] = self.gazetteer.region_name(found.region)
+        if found.store is not None:
+            decision.labels["city"] = found.store.city
         topic = self.topics.find(facts)
+        if topic.topic:
+            decision.labels["topic"] = self.topic_titles.get(topic.topic, topic.topic)
         trace.append(
             TraceStep("topic", topic.message, data={"scores": topic.scores, "words": topic.words})
         )

@@ -67,6 +67,8 @@ class Decision:
     # checksum of the rule files, which also identifies an unpublished directory.
     store: str | None = None
     rules_checksum: str | None = None
+    # Human names for what was decided (region, city, topic), for CRM titles and the UI.
+    labels: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

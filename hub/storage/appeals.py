@@ -41,6 +41,7 @@ def insert_parsed(session: Session, *, event: RawEventView, parsed: ParsedAppeal
         "state": AppealState.new.value,
         "target": {},
         "tags": [],
+        "labels": {},
         "trace": [],
         "delivery_state": "none",
     }
@@ -83,6 +84,7 @@ def apply_decision(appeal: Appeal, decision: Decision) -> None:
         else {}
     )
     appeal.tags = list(decision.tags)
+    appeal.labels = dict(decision.labels)
     appeal.filtered_reason = decision.filtered
     appeal.trace = [
         {"step": t.step, "rule": t.rule, "message": t.message, "data": t.data}

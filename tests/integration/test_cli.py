@@ -65,7 +65,10 @@ def test_usage_errors_exit_with_2_and_a_reason(env):
 
 
 def test_sources_add_list_remove(env):
-    assert runner.invoke(app, ["sources", "add", "form", "landing", "--secret", "token=abc"]).exit_code == 0
+    assert (
+        runner.invoke(app, ["sources", "add", "form", "landing", "--secret", "token=abc"]).exit_code
+        == 0
+    )
     out = runner.invoke(app, ["sources", "list"]).output
     assert "form/landing [on]" in out
     assert "secret set" in out

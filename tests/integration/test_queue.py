@@ -130,7 +130,9 @@ class TestWorker:
 
 class TestRetryPolicy:
     def test_backoff_grows_with_jitter_and_stops_at_the_horizon(self):
-        policy = queue.RetryPolicy(base_seconds=2, max_delay_seconds=600, horizon=timedelta(hours=1))
+        policy = queue.RetryPolicy(
+            base_seconds=2, max_delay_seconds=600, horizon=timedelta(hours=1)
+        )
         now = utcnow()
         job = Job(kind="k", key="k", created_at=now)
         rng = random.Random(1)

@@ -49,7 +49,10 @@ def test_leader_killed_with_sigkill_is_replaced(engine, env):
         [sys.executable, "-c", script, env],
         stdout=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONPATH": os.getcwd() + os.pathsep + os.environ.get("PYTHONPATH", "")},
+        env={
+            **os.environ,
+            "PYTHONPATH": os.getcwd() + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        },
     )
     try:
         assert proc.stdout is not None
