@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from connectors import email, form, ok, telegram, twogis, vk, yandex
+from connectors import cti, email, form, mango, ok, telegram, twogis, uis, vk, yandex
 from connectors.base import Connector
 from connectors.form import tilda
 
@@ -15,6 +15,9 @@ CONNECTORS: dict[str, Connector] = {
     twogis.connector.channel: twogis.connector,
     yandex.connector.channel: yandex.connector,
     email.connector.channel: email.connector,
+    mango.connector.channel: mango.connector,
+    uis.connector.channel: uis.connector,
+    cti.connector.channel: cti.connector,
 }
 
 

@@ -28,6 +28,10 @@ def json_object(body: bytes) -> dict[str, Any]:
         raise Rejected(
             400, f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from exc
+    except RecursionError:
+        # A body of a few thousand nested brackets exhausts the decoder's stack: refuse it
+        # (found by tests/reliability/test_fuzz_parsers.py; it used to answer 500).
+        raise Rejected(400, "malformed JSON: nested too deeply") from None
     if not isinstance(value, dict):
         raise Rejected(422, f"JSON body must be an object, got {type(value).__name__}")
     return value

@@ -37,6 +37,8 @@ class Obj:
             value = json.loads(body.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise PayloadError(f"body is not valid JSON: {exc}") from exc
+        except RecursionError:
+            raise PayloadError("body is not valid JSON: nested too deeply") from None
         if not isinstance(value, dict):
             raise PayloadError(f"body must be a JSON object, got {type(value).__name__}")
         return cls(value)

@@ -11,10 +11,14 @@ from typing import Any
 
 import typer
 
+from hub.cli_bitrix24 import bitrix24_app
 from hub.cli_channels import channels_app
+from hub.cli_demo import demo_app
 from hub.cli_ops import appeals_app, jobs_app, sources_app
 from hub.cli_rules import route_command, rules_app
 from hub.cli_sandbox import b24_app, sandbox_command
+from hub.cli_telephony import blacklist_app, calls_command
+from hub.cli_users import users_app
 from hub.settings import get_settings
 
 app = typer.Typer(
@@ -32,6 +36,11 @@ app.add_typer(rules_app, name="rules")
 app.command("route", help="Route one appeal (JSON on stdin) and print the decision.")(route_command)
 app.command("sandbox", help="Serve the sandbox Bitrix24 portal on its own.")(sandbox_command)
 app.add_typer(b24_app, name="b24")
+app.add_typer(bitrix24_app, name="bitrix24")
+app.add_typer(users_app, name="users")
+app.add_typer(demo_app, name="demo")
+app.add_typer(blacklist_app, name="blacklist")
+app.command("calls", help="Recent hotline calls and their delivery.")(calls_command)
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:

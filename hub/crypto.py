@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from functools import lru_cache
 
@@ -52,6 +54,14 @@ def decrypt(token: str, settings: Settings | None = None) -> str:
         return fernet(settings).decrypt(token.encode()).decode()
     except InvalidToken as exc:
         raise SecretKeyError("a stored secret cannot be decrypted with the current key") from exc
+
+
+def derive_key(purpose: str, settings: Settings | None = None) -> bytes:
+    """A key for one purpose (signing links), derived from the instance key so that no second
+    secret needs configuring, and distinct per purpose."""
+    return hmac.new(
+        _load_key(settings or get_settings()), purpose.encode(), hashlib.sha256
+    ).digest()
 
 
 def mask(secret: str, keep: int = 4) -> str:

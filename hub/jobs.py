@@ -62,8 +62,14 @@ class JobHandler:
 @cache
 def job_handlers() -> dict[str, JobHandler]:
     """Imported lazily: handlers depend on most of the hub."""
-    from hub import pipeline
+    from hub import pipeline, telephony
     from hub.bitrix24 import jobs as b24_jobs
 
-    handlers: list[JobHandler] = [*pipeline.HANDLERS, *b24_jobs.HANDLERS]
+    handlers: list[JobHandler] = [*pipeline.HANDLERS, *b24_jobs.HANDLERS, *telephony.handlers()]
+    from hub.bitrix24.openlines import reply_handlers  # replies, Open Lines, app setup
+
+    handlers += reply_handlers()
+    from hub import escalation  # reaction time: escalation steps, absence reassignment
+
+    handlers += escalation.HANDLERS
     return {h.kind: h for h in handlers}

@@ -10,8 +10,9 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from connectors import get_connector
-from connectors.base import IgnoredEvent, RawEventView, UnsupportedEvent
-from hub import queue
+from connectors.base import IgnoredEvent, RawEventView, Rejected, UnsupportedEvent
+from connectors.payload import PayloadError
+from hub import queue, telephony
 from hub.jobs import JobContext, JobHandler
 from hub.models import Appeal, DeliveryState, RawEvent, RawEventState
 from hub.routing import service as routing
@@ -120,6 +121,18 @@ def process_raw_event(session: Session, raw: RawEvent) -> list[Appeal]:
     created: list[Appeal] = []
     for item in parsed:
         appeal = appeals_store.insert_parsed(session, event=to_view(raw), parsed=item)
+        if item.kind == telephony.KIND:
+            # A call arrives as several events: hub/telephony.py merges them into one appeal and
+            # routes it once the call has ended.
+            merged = telephony.merge_event(
+                session,
+                raw=to_view(raw, source_config),
+                parsed=item,
+                inserted=appeal,
+                route=route_appeal,
+            )
+            created.extend([merged] if merged is not None else [])
+            continue
         if appeal is None:
             continue  # the same platform message came before as another event
         route_appeal(session, appeal)
@@ -153,6 +166,12 @@ def run_parse(ctx: JobContext) -> None:
         try:
             with session.begin_nested():
                 appeals = process_raw_event(session, raw)
+        except (PayloadError, Rejected) as exc:
+            # A malformed payload fails the same way on every attempt: dead letters at once, with
+            # the connector's reason, for a human (not retried for the whole horizon).
+            ctx.log.warning("malformed raw event %s: %s", raw.id, exc)
+            ctx.fail(job, f"{type(exc).__name__}: {exc}", retry=False)
+            continue
         except Exception as exc:  # one broken event must not hold back the others
             ctx.log.exception("parse failed for raw event %s", raw.id)
             ctx.fail(job, f"{type(exc).__name__}: {exc}")

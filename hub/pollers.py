@@ -24,3 +24,6 @@ def register_all() -> None:
     register_periodic("twogis.reviews", twogis_poller.poll_all, 30)
     register_periodic("yandex.reviews", yandex_poller.poll_all, 30)
     register_periodic("email.imap", email_poller.poll_all, 15)
+    from hub import escalation  # overdue first replies and absent responsibles
+
+    register_periodic("escalation.sweep", escalation.sweep_all, escalation.SWEEP_SECONDS)

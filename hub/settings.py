@@ -87,6 +87,11 @@ class Settings(BaseSettings):
     # Proxies whose X-Forwarded-For is believed (CIDRs, e.g. ["127.0.0.1/32"]); from anyone else
     # the TCP peer is the client address (per-IP limits of site forms).
     trusted_proxies: list[str] = Field(default_factory=list)
+    # SSRF guard (hub/netguard.py) for URLs fetched on a payload's word (recordings, attachments,
+    # Telegram files): public addresses only, unless this is on (tests with fakes on loopback) or
+    # the address is in fetch_allow_networks (CIDRs, e.g. a PBX in the office LAN).
+    allow_private_fetch: bool = False
+    fetch_allow_networks: list[str] = Field(default_factory=list)
     # Reviews rated at or below this get ``fields.low_rating = true``; rules route them.
     review_low_rating_max: int = 3
     # 2GIS and Yandex publish no reviews API. These switches enable the UNOFFICIAL cabinet
@@ -108,6 +113,26 @@ class Settings(BaseSettings):
     # The sandbox portal's built-in local application (client id and secret it registers).
     sandbox_app_client_id: str = "local.clienthub.sandbox"
     sandbox_app_client_secret: SecretStr = SecretStr("sandbox-app-secret")
+
+    # Telephony (hub/telephony.py, hub/telephony_recordings.py, hub/bitrix24/telephony.py).
+    # A call is routed when the PBX reports its end, or after this long without an end event.
+    call_settle_seconds: float = 1800.0
+    # Call recordings live in the file store (files_dir); larger ones are refused.
+    recording_max_bytes: int = 100 * 1024 * 1024
+    recording_download_timeout_seconds: float = 120.0
+    # Loopback and private addresses are never fetched (SSRF) unless this is on (tests, a PBX in
+    # the office LAN); the host must still be one of the source's PBX hosts.
+    recording_allow_private_hosts: bool = False
+    # ffmpeg converts recordings that are neither .mp3 nor .wav; empty: such files are refused.
+    recording_ffmpeg: str = "ffmpeg"
+    # How Bitrix24 gets the recording: "url" (a signed link it downloads; needs a public
+    # public_url), "upload" (sent in the request), "auto" (url when public_url is public).
+    recording_delivery: str = "auto"
+    recording_url_ttl_seconds: int = 3600
+    # Smaller recordings go inline (FILE_CONTENT, base64); larger ones through uploadUrl.
+    recording_inline_max_bytes: int = 5 * 1024 * 1024
+    # Missed calls: the "call back" task's deadline, in minutes after the call.
+    callback_task_minutes: int = 60
 
     @property
     def is_sqlite(self) -> bool:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 09:06:34.497706
+Create Date: 2026-11-23 09:17:49.975202
 """
 
 from collections.abc import Sequence
@@ -36,6 +36,22 @@ def upgrade() -> None:
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.create_index("ix_audit_at", ["at"], unique=False)
         batch_op.create_index("ix_audit_object", ["object_type", "object_id"], unique=False)
+
+    op.create_table(
+        "b24_connector_lines",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("domain", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+        sa.Column("connector", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("line_id", sa.Integer(), nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("activated_by", sa.Integer(), nullable=True),
+        sa.Column("updated_at", hub.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("b24_connector_lines", schema=None) as batch_op:
+        batch_op.create_index(
+            "uq_b24_connector_lines", ["domain", "connector", "line_id"], unique=True
+        )
 
     op.create_table(
         "b24_portal_tokens",
@@ -116,6 +132,30 @@ def upgrade() -> None:
         )
         batch_op.create_index("ix_jobs_state", ["state", "id"], unique=False)
         batch_op.create_index("uq_jobs_kind_key", ["kind", "key"], unique=True)
+
+    op.create_table(
+        "openline_chats",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("external_chat_id", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+        sa.Column("channel", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column("source", sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+        sa.Column("thread_key", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+        sa.Column("line_id", sa.Integer(), nullable=False),
+        sa.Column("connector", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("b24_chat_id", sa.Integer(), nullable=True),
+        sa.Column("b24_session_id", sa.Integer(), nullable=True),
+        sa.Column("deal_id", sa.Integer(), nullable=True),
+        sa.Column("deal_linked", sa.Boolean(), nullable=False),
+        sa.Column("created_at", hub.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", hub.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("openline_chats", schema=None) as batch_op:
+        batch_op.create_index("ix_openline_chats_b24", ["b24_chat_id"], unique=False)
+        batch_op.create_index(
+            "ix_openline_chats_thread", ["channel", "source", "thread_key"], unique=False
+        )
+        batch_op.create_index("uq_openline_chats_external", ["external_chat_id"], unique=True)
 
     op.create_table(
         "poller_cursors",
@@ -308,6 +348,20 @@ def upgrade() -> None:
         sa.Column("crm_visible_at", hub.models.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("delivery_error", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("first_reply_at", hub.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("b24_chat_id", sa.Integer(), nullable=True),
+        sa.Column("b24_session_id", sa.Integer(), nullable=True),
+        sa.Column("reply_error", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+        sa.Column("reply_due_at", hub.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("sla_target_minutes", sa.Integer(), nullable=True),
+        sa.Column("sla_rule", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+        sa.Column(
+            "escalation_plan",
+            sa.JSON().with_variant(sa.JSON(), "sqlite"),
+            server_default=sa.text("'[]'"),
+            nullable=False,
+        ),
+        sa.Column("escalation_step", sa.Integer(), server_default=sa.text("0"), nullable=False),
+        sa.Column("next_escalation_at", hub.models.types.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["raw_event_id"],
             ["raw_events.id"],
@@ -320,12 +374,14 @@ def upgrade() -> None:
         batch_op.create_index("ix_appeals_channel_id", ["channel", "id"], unique=False)
         batch_op.create_index("ix_appeals_department_id", ["department", "id"], unique=False)
         batch_op.create_index("ix_appeals_kind_id", ["kind", "id"], unique=False)
+        batch_op.create_index("ix_appeals_next_escalation", ["next_escalation_at"], unique=False)
         batch_op.create_index("ix_appeals_raw_event", ["raw_event_id"], unique=False)
         batch_op.create_index("ix_appeals_received_at_id", ["received_at", "id"], unique=False)
         batch_op.create_index("ix_appeals_region_id", ["region", "id"], unique=False)
         batch_op.create_index("ix_appeals_region_topic", ["region", "topic"], unique=False)
         batch_op.create_index("ix_appeals_source_id", ["source", "id"], unique=False)
         batch_op.create_index("ix_appeals_state", ["state", "received_at"], unique=False)
+        batch_op.create_index("ix_appeals_state_due", ["state", "reply_due_at"], unique=False)
         batch_op.create_index("ix_appeals_state_id", ["state", "id"], unique=False)
         batch_op.create_index(
             "ix_appeals_thread", ["channel", "source", "thread_key"], unique=False
@@ -356,11 +412,104 @@ def upgrade() -> None:
     with op.batch_alter_table("ui_sessions", schema=None) as batch_op:
         batch_op.create_index("ix_ui_sessions_user", ["user_id"], unique=False)
 
+    op.create_table(
+        "replies",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("origin", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("appeal_id", sa.Integer(), nullable=True),
+        sa.Column("channel", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column("source", sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+        sa.Column("b24_chat_id", sa.Integer(), nullable=True),
+        sa.Column("b24_message_id", sa.Integer(), nullable=True),
+        sa.Column("line_id", sa.Integer(), nullable=True),
+        sa.Column("external_chat_id", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
+        sa.Column("operator_user_id", sa.Integer(), nullable=True),
+        sa.Column("text", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("body", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("attachments", sa.JSON().with_variant(sa.JSON(), "sqlite"), nullable=False),
+        sa.Column("state", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column(
+            "platform_message_id", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True
+        ),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("last_error", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+        sa.Column("notes", sa.JSON().with_variant(sa.JSON(), "sqlite"), nullable=False),
+        sa.Column("created_at", hub.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("sending_at", hub.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("sent_at", hub.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("reported_at", hub.models.types.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["appeal_id"],
+            ["appeals.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("replies", schema=None) as batch_op:
+        batch_op.create_index("ix_replies_appeal", ["appeal_id", "id"], unique=False)
+        batch_op.create_index("ix_replies_state", ["state", "id"], unique=False)
+        batch_op.create_index(
+            "uq_replies_b24_message",
+            ["b24_chat_id", "b24_message_id"],
+            unique=True,
+            sqlite_where=sa.text("b24_message_id IS NOT NULL"),
+            postgresql_where=sa.text("b24_message_id IS NOT NULL"),
+        )
+
+    op.create_table(
+        "telephony_calls",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("appeal_id", sa.Integer(), nullable=False),
+        sa.Column("channel", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column("source", sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+        sa.Column("call_key", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+        sa.Column("events", sa.JSON().with_variant(sa.JSON(), "sqlite"), nullable=False),
+        sa.Column("ended", sa.Boolean(), nullable=False),
+        sa.Column("recording_ref", sa.JSON().with_variant(sa.JSON(), "sqlite"), nullable=False),
+        sa.Column("recording_state", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("recording_sha", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+        sa.Column("recording_name", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
+        sa.Column("recording_size", sa.Integer(), nullable=True),
+        sa.Column("recording_error", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+        sa.Column("external_call_id", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
+        sa.Column("b24_call_id", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
+        sa.Column("b24_activity_id", sa.Integer(), nullable=True),
+        sa.Column("b24_task_id", sa.Integer(), nullable=True),
+        sa.Column("steps", sa.JSON().with_variant(sa.JSON(), "sqlite"), nullable=False),
+        sa.Column("last_error", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+        sa.Column("created_at", hub.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", hub.models.types.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["appeal_id"],
+            ["appeals.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("telephony_calls", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_telephony_calls_key", ["channel", "source", "call_key"], unique=False
+        )
+        batch_op.create_index("uq_telephony_calls_appeal", ["appeal_id"], unique=True)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("telephony_calls", schema=None) as batch_op:
+        batch_op.drop_index("uq_telephony_calls_appeal")
+        batch_op.drop_index("ix_telephony_calls_key")
+
+    op.drop_table("telephony_calls")
+    with op.batch_alter_table("replies", schema=None) as batch_op:
+        batch_op.drop_index(
+            "uq_replies_b24_message",
+            sqlite_where=sa.text("b24_message_id IS NOT NULL"),
+            postgresql_where=sa.text("b24_message_id IS NOT NULL"),
+        )
+        batch_op.drop_index("ix_replies_state")
+        batch_op.drop_index("ix_replies_appeal")
+
+    op.drop_table("replies")
     with op.batch_alter_table("ui_sessions", schema=None) as batch_op:
         batch_op.drop_index("ix_ui_sessions_user")
 
@@ -374,12 +523,14 @@ def downgrade() -> None:
         batch_op.drop_index("ix_appeals_topic_id")
         batch_op.drop_index("ix_appeals_thread")
         batch_op.drop_index("ix_appeals_state_id")
+        batch_op.drop_index("ix_appeals_state_due")
         batch_op.drop_index("ix_appeals_state")
         batch_op.drop_index("ix_appeals_source_id")
         batch_op.drop_index("ix_appeals_region_topic")
         batch_op.drop_index("ix_appeals_region_id")
         batch_op.drop_index("ix_appeals_received_at_id")
         batch_op.drop_index("ix_appeals_raw_event")
+        batch_op.drop_index("ix_appeals_next_escalation")
         batch_op.drop_index("ix_appeals_kind_id")
         batch_op.drop_index("ix_appeals_department_id")
         batch_op.drop_index("ix_appeals_channel_id")
@@ -423,6 +574,12 @@ def downgrade() -> None:
     op.drop_table("rate_buckets")
     op.drop_table("pool_cursors")
     op.drop_table("poller_cursors")
+    with op.batch_alter_table("openline_chats", schema=None) as batch_op:
+        batch_op.drop_index("uq_openline_chats_external")
+        batch_op.drop_index("ix_openline_chats_thread")
+        batch_op.drop_index("ix_openline_chats_b24")
+
+    op.drop_table("openline_chats")
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.drop_index("uq_jobs_kind_key")
         batch_op.drop_index("ix_jobs_state")
@@ -447,6 +604,10 @@ def downgrade() -> None:
 
     op.drop_table("channel_sources")
     op.drop_table("b24_portal_tokens")
+    with op.batch_alter_table("b24_connector_lines", schema=None) as batch_op:
+        batch_op.drop_index("uq_b24_connector_lines")
+
+    op.drop_table("b24_connector_lines")
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.drop_index("ix_audit_object")
         batch_op.drop_index("ix_audit_at")

@@ -23,6 +23,7 @@ from connectors.platform_http import (
     transport_error,
     with_retries,
 )
+from hub.netguard import FetchPolicy, FetchRefused, guarded_client
 
 PLATFORM = "telegram"
 DEFAULT_BASE_URL = "https://api.telegram.org"
@@ -146,10 +147,20 @@ class TelegramClient:
             raise PermanentError(PLATFORM, "getFile: no file_path (file too big or expired)")
         return result
 
-    def download(self, file_path: str) -> httpx.Response:
-        """The file's bytes (``{base}/file/bot{token}/{file_path}``, valid for an hour)."""
+    def download(self, file_path: str, policy: FetchPolicy | None = None) -> httpx.Response:
+        """The file's bytes (``{base}/file/bot{token}/{file_path}``, valid for an hour).
+
+        ``file_path`` comes from Telegram's answer; under ``policy`` (hub/netguard.py) the download
+        goes only to the API's own host and to a public address (SSRF)."""
+        url = f"{self.base_url}/file/bot{self._token}/{file_path}"
         try:
-            r = self._http.get(f"{self.base_url}/file/bot{self._token}/{file_path}")
+            if policy is None:
+                r = self._http.get(url)
+            else:
+                with guarded_client(policy, timeout=self._http.timeout) as http:
+                    r = http.get(url)
+        except FetchRefused as exc:
+            raise PermanentError(PLATFORM, f"file download refused: {exc.reason}") from None
         except httpx.HTTPError as exc:
             raise transport_error(PLATFORM, exc) from None
         if r.status_code != 200:

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import mimetypes
 
+import httpx
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from connectors.platform_http import PermanentError, PlatformError
 from connectors.telegram import CHANNEL, client_for
+from hub.netguard import policy_from_settings
+from hub.settings import get_settings
 
 router = APIRouter()
 
@@ -26,7 +29,9 @@ async def telegram_file(source: str, file_id: str, request: Request) -> Response
         with client_for(config) as client:
             info = client.get_file(file_id)
             path = str(info["file_path"])
-            body = client.download(path).content
+            # Only the Bot API's own host, at a public address (hub/netguard.py).
+            policy = policy_from_settings(get_settings(), hosts=[httpx.URL(client.base_url).host])
+            body = client.download(path, policy).content
         return body, mimetypes.guess_type(path)[0] or "application/octet-stream"
 
     try:

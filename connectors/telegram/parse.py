@@ -221,4 +221,13 @@ def parse_event(raw: RawEventView) -> list[ParsedAppeal]:
         raise PayloadError(
             f"{kind}: not a valid Telegram update ({type(exc).__name__}: {exc})"
         ) from exc
-    return handler(update, raw)
+    try:
+        return handler(update, raw)
+    except (TypeError, AttributeError, ValueError) as exc:
+        # PTB builds objects without checking inner types ("chat": {"type": 5}, "photo": [1]);
+        # the handler then trips over them. A malformed update, not a bug to retry.
+        if isinstance(exc, PayloadError):
+            raise
+        raise PayloadError(
+            f"{kind}: malformed Telegram update ({type(exc).__name__}: {exc})"
+        ) from exc

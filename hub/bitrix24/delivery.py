@@ -19,6 +19,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from hub.bitrix24 import plan
 from hub.bitrix24.batch import MAX_COMMANDS, Batch, BatchResult, Ref
@@ -101,6 +102,7 @@ class Delivery:
             appeals = {
                 a.id: a for a in s.execute(select(Appeal).where(Appeal.id.in_(ids))).scalars()
             }
+            entities = self._thread_entities(s, list(appeals.values()))
             works = []
             for job, appeal_id in zip(jobs, ids, strict=True):
                 appeal = appeals.get(appeal_id)
@@ -110,7 +112,7 @@ class Delivery:
                     w.fail(f"appeal {appeal_id} does not exist", retry=False)
                     works.append(w)
                     continue
-                entity = plan.entity_of(appeal)
+                entity = entities.get(plan.thread_key(appeal)) or plan.entity_of(appeal)
                 works.append(
                     Work(
                         job,
@@ -129,6 +131,26 @@ class Delivery:
         for w in works:
             self._absorb(w)
         return works
+
+    @staticmethod
+    def _thread_entities(s: Session, appeals: list[Appeal]) -> dict[str, str]:
+        """Whether each thread is a deal or a lead: what the CRM already has for it (or an
+        intent), else what its earliest appeal here was routed to. A later message of a thread
+        may route elsewhere (a customer's reply asks for a price list: a supplier lead), but it
+        is a comment in the thread's item, never a second item."""
+        live = sorted(
+            (a for a in appeals if not a.filtered_reason and a.state != AppealState.filtered),
+            key=lambda a: a.id or 0,
+        )
+        keys = {plan.thread_key(a) for a in live if a.thread_key}
+        pairs = [(entity, key) for key in keys for entity in ("deal", "lead")]
+        found = sorted(crm_links.get_links(s, pairs).values(), key=lambda link: link.id or 0)
+        out: dict[str, str] = {}
+        for link in found:
+            out.setdefault(link.key, link.kind)
+        for a in live:
+            out.setdefault(plan.thread_key(a), plan.entity_of(a))
+        return out
 
     def _absorb(self, w: Work) -> None:
         w.contact_id = self.ids.get(w.contact) if w.contact else None

@@ -70,6 +70,9 @@ def apply_outcomes(session: Session, works: Sequence[Work], ctx: JobContext) -> 
             state = DeliveryState.pending if w.retry else DeliveryState.failed
             session.execute(row.values(delivery_state=state.value, delivery_error=error[:2000]))
             ctx.fail(w.job, error, retry=w.retry)
+    from hub.bitrix24 import openlines  # messaging appeals also go into the Open Lines chat
+
+    openlines.enqueue_forward(session, [w.appeal for w in works if w.comment_id], get_settings())
 
 
 def make_handler(

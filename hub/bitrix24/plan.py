@@ -17,6 +17,7 @@ from hub.models import Appeal
 
 ORIGINATOR = "clienthub"
 CHANNEL_NAMES = {
+    "cti": "Звонок",
     "vk": "ВК",
     "telegram": "Telegram",
     "ok": "ОК",
@@ -201,5 +202,9 @@ def comment_text(appeal: Appeal, link: str) -> str:
         parts.append(f"Автор: {author}")
     if appeal.rating is not None:
         parts.append(f"Оценка: {appeal.rating}")
+    review = (appeal.fields or {}).get("url") if appeal.kind == "review" else None
+    if isinstance(review, str) and review.startswith(("https://", "http://")):
+        # Where staff read and answer it: the platform's page (no API to answer through).
+        parts.append(f"Отзыв на площадке: [URL={review}]{review}[/URL]")
     parts.append(f"[URL={link}]{marker(appeal.id or 0)}[/URL]")
     return "\n\n".join(parts)

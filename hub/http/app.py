@@ -9,12 +9,15 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from connectors.telegram import files as telegram_files
+from hub import telephony_http
+from hub.bitrix24 import app_events as b24_app_events
 from hub.bitrix24 import http as b24_http
 from hub.bitrix24.factory import portal_mode
 from hub.bitrix24.sandbox import sandbox_from_settings
 from hub.db import get_engine
-from hub.http import api, hooks, ops
+from hub.http import api, hooks, ops, reaction
 from hub.http import files as stored_files
+from hub.http.security import install_security_headers
 from hub.ingest import IngestWriter
 from hub.settings import Settings, get_settings
 from hub.storage.sources import SourceCache
@@ -45,6 +48,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(stored_files.router)
     install_ui(app)  # admin UI under /ui, static files under /static
     app.include_router(b24_http.router)
+    app.include_router(b24_app_events.router)
+    app.include_router(telephony_http.router)
+    app.include_router(reaction.router)
+    reaction.register_collector(engine)
+    install_security_headers(app, settings)
     if portal_mode(settings) == "sandbox":
         # No portal configured: deliver into the built-in sandbox, served by this same process.
         app.mount("/sandbox", sandbox_from_settings(settings))

@@ -161,3 +161,11 @@ async def receive(channel: str, source: str, request: Request) -> Response:
         media_type=verified.response_media_type,
         headers=headers,
     )
+
+
+@router.post("/hooks/{channel}/{source}/{event_path:path}")
+async def receive_on_path(channel: str, source: str, event_path: str, request: Request) -> Response:
+    """Platforms that post every event kind to its own path under one base URL (Mango's
+    ``{base}/events/call``, UIS notifications): the same endpoint; the connector reads the
+    event kind from ``InboundRequest.path``."""
+    return await receive(channel, source, request)

@@ -3,6 +3,7 @@
 from hub.models.appeal import Appeal, AppealState, DeliveryState
 from hub.models.audit import AuditEntry
 from hub.models.bitrix24 import CrmLink, PortalToken, RateBucket
+from hub.models.call import RecordingState, TelephonyCall
 from hub.models.dashboard import DailyRollup
 from hub.models.job import Job, JobState
 from hub.models.poller import PollerCursor
@@ -33,6 +34,7 @@ __all__ = [
     "RateBucket",
     "RawEvent",
     "RawEventState",
+    "RecordingState",
     "RejectedRequest",
     "Reply",
     "ReplyOrigin",
@@ -41,6 +43,7 @@ __all__ = [
     "RuleSetState",
     "RuleSetVersion",
     "StoredFile",
+    "TelephonyCall",
     "User",
     "UserSession",
 ]

@@ -58,6 +58,9 @@ class Appeal(SQLModel, table=True):
         Index("ix_appeals_topic_id", "topic", "id"),
         Index("ix_appeals_department_id", "department", "id"),
         Index("ix_appeals_assignee_id", "assignee_id", "id"),
+        # Reaction time: the escalation sweep's next due steps, and what is overdue now.
+        Index("ix_appeals_next_escalation", "next_escalation_at"),
+        Index("ix_appeals_state_due", "state", "reply_due_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -118,3 +121,17 @@ class Appeal(SQLModel, table=True):
     b24_chat_id: int | None = None
     b24_session_id: int | None = None
     reply_error: str | None = None
+
+    # Reaction time (hub/routing/sla.py, hub/escalation.py): the first-reply deadline counted in
+    # the responsible's working time, the target it came from, the escalation steps planned at
+    # routing ([{"do", "at", "label"}], in time order), how many of them are already queued and
+    # when the next one is due (NULL: none left, or answered).
+    reply_due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    sla_target_minutes: int | None = None
+    sla_rule: str | None = Field(default=None, max_length=64)
+    escalation_plan: list[dict[str, Any]] = Field(
+        default_factory=list,
+        sa_column=Column(JSONType, nullable=False, default=list, server_default=sa_text("'[]'")),
+    )
+    escalation_step: int = Field(default=0, sa_column_kwargs={"server_default": sa_text("0")})
+    next_escalation_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -107,7 +107,9 @@ class ConnectorLine(SQLModel, table=True):
     """An open line on which ClientHub's connector is switched on (from the settings page)."""
 
     __tablename__ = "b24_connector_lines"
-    __table_args__ = (Index("uq_b24_connector_lines", "domain", "connector", "line_id", unique=True),)
+    __table_args__ = (
+        Index("uq_b24_connector_lines", "domain", "connector", "line_id", unique=True),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     domain: str = Field(max_length=255)

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from hub.routing.model import Employee, Pool, RuleSetModel, Where
 from hub.routing.schedule import DAY_LABELS, on_duty, zone
 
+EXCLUDED = "уже был ответственным"  # the reason an ``exclude``-d candidate is passed over
 STRATEGY_LABELS = {
     "round_robin": "по очереди",
     "least_open": "у кого меньше открытых обращений",
@@ -188,10 +189,12 @@ class Assigner:
         topic: str | None,
         now: datetime,
         state: AssignmentState,
+        exclude: Collection[str] = (),
     ) -> AssignOutcome:
         """Walks the pools in order; in each, candidates are examined in the order the
         strategy prefers them, and the first who can take the appeal gets it. Those
-        examined and passed over are the skipped ones, each with the reason."""
+        examined and passed over are the skipped ones, each with the reason. ``exclude``:
+        employees who must not get it (the one it is taken from, on escalation or absence)."""
         lists = [(pool, self.candidates(pool, region, topic)) for pool in pools]
         need_counts = any(p.strategy == "least_open" for p in pools) or any(
             e.capacity is not None for _, members in lists for e in members
@@ -210,7 +213,9 @@ class Assigner:
             cursor_key, order = self._order(pool, members, region, counts, state)
             chosen = None
             for emp in order:
-                reason = self.why_not(emp, now, counts, local_times)
+                reason = (
+                    EXCLUDED if emp.id in exclude else self.why_not(emp, now, counts, local_times)
+                )
                 if reason is None:
                     chosen = emp
                     break
@@ -230,7 +235,7 @@ class Assigner:
             data = {"pool": pool.code, "strategy": pool.strategy, "skipped": skipped}
             return AssignOutcome(chosen, chosen.department, message, data, "pool")
         department = pools[0].department if pools else None
-        return self._last_resort(department, parts, skipped, now)
+        return self._last_resort(department, parts, skipped, now, exclude)
 
     def _order(
         self,
@@ -253,13 +258,21 @@ class Assigner:
         return key, members[start:] + members[:start]
 
     def _last_resort(
-        self, department: str | None, parts: list[str], skipped: list[dict[str, str]], now: datetime
+        self,
+        department: str | None,
+        parts: list[str],
+        skipped: list[dict[str, str]],
+        now: datetime,
+        exclude: Collection[str] = (),
     ) -> AssignOutcome:
         head_id = self.heads.get(department or "")
         head = self.employees.get(head_id or "")
         data: dict[str, object] = {"skipped": skipped}
         prefix = ("; ".join(parts).capitalize() + ". ") if parts else ""
-        if head is not None:
+        if head is not None and head.id in exclude:
+            parts.append(f"руководитель {head.name} {EXCLUDED}")
+            prefix = "; ".join(parts).capitalize() + ". "
+        elif head is not None:
             absent = self.why_not(head, now, {})
             if absent is None or not absent.startswith("отсутствует"):
                 message = f"{prefix}Назначен руководитель отдела {head.name} ({head.id})."
@@ -269,6 +282,9 @@ class Assigner:
             parts.append(f"руководитель {head.name} {absent}")
             prefix = "; ".join(parts).capitalize() + ". "
         fallback = self.employees.get(self.fallback)
+        if fallback is not None and fallback.id in exclude:
+            message = f"{prefix}Передать некому: резервный {fallback.name} {EXCLUDED}."
+            return AssignOutcome(None, None, message + _skipped_text(skipped), data, "none")
         who = fallback.name if fallback else self.fallback
         message = f"{prefix}Назначен резервный ответственный {who}."
         return AssignOutcome(

@@ -19,6 +19,7 @@ from hub.routing.gazetteer import Gazetteer
 from hub.routing.index import RuleIndex
 from hub.routing.model import Rule, RuleSetModel, TargetSpec
 from hub.routing.schedule import zone
+from hub.routing.sla_policy import SlaPolicy
 from hub.routing.topics import TopicScorer
 from hub.routing.types import AppealInput, Assignee, Decision, Target, TraceStep
 from hub.timeutil import as_utc
@@ -85,6 +86,17 @@ class CompiledRuleSet:
         self.rules = [CompiledRule(r) for r in model.rules]
         self.index = RuleIndex(model.rules)
         self.rule_count = len(self.rules)
+        # Reaction time: first-reply deadlines from sla.yaml, when the directory has one.
+        self.sla = (
+            SlaPolicy(
+                model,
+                employee_zones=self.assigner.zones,
+                region_zones=self.region_zones,
+                default_zone=self.default_zone,
+            )
+            if model.sla is not None
+            else None
+        )
 
     def decide(self, appeal: AppealInput, *, now: datetime, state: AssignmentState) -> Decision:
         now = as_utc(now)
@@ -118,6 +130,8 @@ class CompiledRuleSet:
         if decision.filtered is not None:
             return decision
         self._assign(work, decision, now, state)
+        if self.sla is not None:
+            self.sla.apply(decision, appeal, moment)
         return decision
 
     def _run_rules(self, facts: Facts, work: Working, decision: Decision) -> None:

@@ -1,4 +1,5 @@
-"""Where an appeal comes from, found in a fixed order: source store, explicit field, phone, text.
+"""Where an appeal comes from, found in a fixed order: source store, explicit field (a chosen
+store, then a named city or region), phone, text.
 
 Each step that fails leaves a note, so the trace tells why the region is unknown as well as
 how it was found. Nothing is guessed: two regions named in one text are ambiguous, not a tie.
@@ -27,6 +28,8 @@ STREET_WORDS = frozenset(
 )
 HOUSE_WORDS = frozenset(("д", "дом"))
 _STORE_NO_RE = re.compile(r"(?:магазин\w*\s*№?|№)\s*(\d{3,6})")
+# A store field's value: «1012», «№ 1012», «магазин 1012» (folded).
+_STORE_FIELD_RE = re.compile(r"(?:магазин\w*)?\s*№?\s*(\S+)")
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,8 @@ class Gazetteer:
         self.places: dict[str, list[tuple[tuple[frozenset[str], ...], Place]]] = defaultdict(list)
         self.houses: dict[str, list[tuple[tuple[frozenset[str], ...], Store]]] = defaultdict(list)
         self.line_fields = model.settings.line_fields
+        self.store_fields = [fold(n) for n in model.settings.store_fields]
+        self.stores_folded: dict[str, Store] = {fold(s.id): s for s in model.stores}
         self.region_fields = {
             name: {fold(k): v for k, v in values.items()}
             for name, values in model.settings.region_fields.items()
@@ -139,6 +144,9 @@ class Gazetteer:
         return RegionFinding(store.region, method, msg, store=store, data={"store": store.id})
 
     def _by_field(self, facts: Facts, notes: list[str]) -> RegionFinding | None:
+        found = self._by_store_field(facts, notes)
+        if found is not None:
+            return found
         for name, values in self.region_fields.items():
             value = facts.fields.get(name)
             if not value:
@@ -148,6 +156,27 @@ class Gazetteer:
                 msg = f"Регион «{self.region_name(code)}» — по полю «{name}» = «{value}»."
                 return RegionFinding(code, "field", msg, data={"field": name, "value": value})
             notes.append(f"значение поля «{name}» = «{value}» не узнано")
+        return None
+
+    def _by_store_field(self, facts: Facts, notes: list[str]) -> RegionFinding | None:
+        """A store the customer chose by its id (``store_fields``): the store and its region."""
+        if not self.store_fields:
+            return None
+        by_name = {fold(k): (k, v) for k, v in facts.fields.items()}
+        for wanted in self.store_fields:
+            name, value = by_name.get(wanted, (wanted, ""))
+            value = value.strip()
+            if not value:
+                continue
+            m = _STORE_FIELD_RE.fullmatch(value)
+            store = self.stores_folded.get(value) or (
+                self.stores_folded.get(m.group(1)) if m else None
+            )
+            if store is not None:
+                found = self._store_finding(store, "field", f"в поле «{name}» выбран магазин")
+                found.data["field"] = name
+                return found
+            notes.append(f"в поле «{name}» = «{value}» нет магазина из справочника")
         return None
 
     def resolve_name(self, value: str) -> str | None:
@@ -278,7 +307,7 @@ class Gazetteer:
         return found
 
 
-_METHOD = {"source": "по источнику", "text": "по тексту"}
+_METHOD = {"source": "по источнику", "field": "по полю", "text": "по тексту"}
 
 
 def split_address(address: str) -> tuple[tuple[frozenset[str], ...], str]:

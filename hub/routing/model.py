@@ -8,12 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # parsed by their own modules, which import this one
+    from hub.routing.calendar import CalendarSet
+    from hub.routing.sla import SlaModel
 
 KINDS = ("message", "comment", "review", "call", "form", "email")
 STRATEGIES = ("round_robin", "least_open", "first_available")
 ENTITIES = ("deal", "lead")
 UNKNOWN = "unknown"  # a region or topic condition value: "not determined"
+DEFAULT_STORE_FIELDS = ("store", "store_id", "магазин")
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,8 @@ class Settings:
     channels: list[str] = field(default_factory=list)  # empty: any channel name is accepted
     region_fields: dict[str, dict[str, str]] = field(default_factory=dict)  # field -> value map
     line_fields: list[str] = field(default_factory=lambda: ["line"])
+    # Fields where the customer chose a store by its id (a site form's «Магазин» list).
+    store_fields: list[str] = field(default_factory=lambda: list(DEFAULT_STORE_FIELDS))
     fallback_employee: str = ""
     fallback_department: str = ""
     fallback_target: TargetSpec | None = None
@@ -203,3 +210,6 @@ class RuleSetModel:
     filters: list[FilterDef] = field(default_factory=list)
     rules: list[Rule] = field(default_factory=list)
     bitrix24: Bitrix24Map = field(default_factory=Bitrix24Map)
+    # Optional calendar.yaml and sla.yaml (reaction time): None when the file is absent.
+    calendar: CalendarSet | None = None
+    sla: SlaModel | None = None

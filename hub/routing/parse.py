@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from hub.routing.calendar import parse_calendar
 from hub.routing.fields import Reader
 from hub.routing.model import (
     STRATEGIES,
@@ -26,6 +27,7 @@ from hub.routing.model import (
 )
 from hub.routing.parse_rules import parse_rules
 from hub.routing.parse_tables import parse_employees, parse_stores
+from hub.routing.sla import parse_sla
 from hub.routing.sources import Problems, YList, YMap, load_yaml
 
 REQUIRED_FILES = (
@@ -39,7 +41,7 @@ REQUIRED_FILES = (
     "filters.yaml",
     "rules.yaml",
 )
-OPTIONAL_FILES = ("bitrix24.yaml",)
+OPTIONAL_FILES = ("bitrix24.yaml", "calendar.yaml", "sla.yaml")
 _CODE_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -83,6 +85,12 @@ def parse_files(files: dict[str, str]) -> tuple[RuleSetModel, Problems]:
     if "bitrix24.yaml" in files:
         reader, root = section("bitrix24.yaml", "")
         model.bitrix24 = _bitrix24(reader, root)
+    if "calendar.yaml" in files:  # reaction time: hub/routing/calendar.py, sla.py
+        reader, root = section("calendar.yaml", "")
+        model.calendar = parse_calendar(reader, root)
+    if "sla.yaml" in files:
+        reader, root = section("sla.yaml", "")
+        model.sla = parse_sla(reader, root)
     if "stores.csv" in files:
         model.stores = parse_stores("stores.csv", files["stores.csv"], problems)
     if "employees.csv" in files:
@@ -114,7 +122,7 @@ def _settings(reader: Reader, root: YMap) -> Settings:
     reader.keys(
         root,
         ("name", "default_timezone", "topic_min_score", "channels", "region_fields")
-        + ("line_fields", "fallback"),
+        + ("line_fields", "store_fields", "fallback"),
         what,
     )
     settings = Settings(where=reader.where(root))
@@ -123,6 +131,8 @@ def _settings(reader: Reader, root: YMap) -> Settings:
     settings.topic_min_score = reader.integer(root, "topic_min_score", what) or 2
     settings.channels = reader.strings(root, "channels", what)
     settings.line_fields = reader.strings(root, "line_fields", what) or ["line"]
+    if "store_fields" in root:  # an empty list switches the store field off
+        settings.store_fields = reader.strings(root, "store_fields", what)
     fields = root.get("region_fields")
     if fields is not None:
         mapping = reader.mapping(fields, "region_fields", root.line_of("region_fields"))

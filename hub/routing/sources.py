@@ -85,6 +85,9 @@ def _sequence(loader: _Loader, node: yaml.SequenceNode) -> YList:
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _sequence)
+# Dates stay text: whoever reads one reports a wrong date (2026-02-30) at its line, instead of
+# PyYAML raising ValueError for the whole file (calendar.yaml is full of dates).
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_yaml_str)
 
 
 def load_yaml(file: str, text: str, problems: Problems) -> Any:

@@ -69,6 +69,13 @@ class Decision:
     rules_checksum: str | None = None
     # Human names for what was decided (region, city, topic), for CRM titles and the UI.
     labels: dict[str, str] = field(default_factory=dict)
+    # Reaction time (sla.yaml, hub/routing/sla_policy.py): the first-reply deadline in ISO 8601
+    # UTC, the target in working minutes, the target's id, and the escalation steps
+    # ``[{"do", "at", "label"}]`` in time order. Strings, so the decision stays plain JSON.
+    reply_due_at: str | None = None
+    sla_target_minutes: int | None = None
+    sla_rule: str | None = None
+    escalation_plan: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

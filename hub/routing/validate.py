@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+from hub.routing.calendar import check_calendar
 from hub.routing.model import RuleSetModel, TargetSpec, Where
 from hub.routing.rule_checks import check_rules
 from hub.routing.schedule import zone
+from hub.routing.sla import check_sla
 from hub.routing.sources import Problems
 from hub.routing.text import fold, is_known_word, parse_phone
 
@@ -25,6 +27,10 @@ def validate(model: RuleSetModel, problems: Problems) -> None:
     _pools(model, ids, problems)
     _filters(model, problems)
     check_rules(model, problems, check_target=lambda t, w: check_target(model, t, w, problems))
+    if model.calendar is not None:  # reaction time: calendar.yaml and sla.yaml
+        check_calendar(model.calendar, ids.regions, problems)
+    if model.sla is not None:
+        check_sla(model, model.sla, problems)
 
 
 class _Ids:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,6 +15,7 @@ from sqlmodel import Session
 from connectors.base import ParsedAppeal, RawEventView
 from hub.models import Appeal, AppealState
 from hub.routing.types import Decision
+from hub.storage.escalations import apply_sla
 from hub.timeutil import utcnow
 
 
@@ -25,8 +27,8 @@ def insert_parsed(session: Session, *, event: RawEventView, parsed: ParsedAppeal
         "channel": event.channel,
         "source": event.source,
         "kind": parsed.kind,
-        "external_id": parsed.external_id,
-        "thread_key": parsed.thread_key,
+        "external_id": _key(parsed.external_id),
+        "thread_key": _key(parsed.thread_key),
         "is_edit": parsed.is_edit,
         "author_name": _cut(parsed.author.name, 255),
         "author_phone": _cut(parsed.author.phone, 64),
@@ -45,6 +47,7 @@ def insert_parsed(session: Session, *, event: RawEventView, parsed: ParsedAppeal
         "trace": [],
         "delivery_state": "none",
     }
+    values = storable(values)
     dialect = session.get_bind().dialect.name
     ins = (pg_insert if dialect == "postgresql" else sqlite_insert)(Appeal).values(**values)
     if parsed.external_id is not None:
@@ -60,6 +63,30 @@ def insert_parsed(session: Session, *, event: RawEventView, parsed: ParsedAppeal
 
 def _cut(value: str | None, n: int) -> str | None:
     return value[:n] if value else value
+
+
+def _key(value: str | None, n: int = 255) -> str | None:
+    """An id that fits its column and stays unique: a long one keeps a prefix and its digest."""
+    if value is None or len(value) <= n:
+        return value
+    return f"{value[: n - 41]}#{hashlib.sha1(value.encode('utf-8', 'surrogatepass')).hexdigest()}"
+
+
+def storable(value: Any) -> Any:
+    """What every database stores: no NUL (PostgreSQL text and JSONB refuse it) and no lone
+    surrogate (not encodable as UTF-8). A customer's message that carries either still becomes an
+    appeal, with U+FFFD in their place (found by tests/reliability/test_fuzz_parsers.py)."""
+    if isinstance(value, str):
+        if "\x00" in value or any("\ud800" <= ch <= "\udfff" for ch in value):
+            return "".join(
+                "\ufffd" if ch == "\x00" or "\ud800" <= ch <= "\udfff" else ch for ch in value
+            )
+        return value
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(v) for v in value]
+    return value
 
 
 def apply_decision(appeal: Appeal, decision: Decision) -> None:
@@ -92,6 +119,7 @@ def apply_decision(appeal: Appeal, decision: Decision) -> None:
     ]
     appeal.routed_at = utcnow()
     appeal.state = AppealState.filtered if decision.filtered else AppealState.routed
+    apply_sla(appeal, decision)  # first-reply deadline and escalation plan (reaction time)
 
 
 @dataclass

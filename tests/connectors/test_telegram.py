@@ -40,6 +40,7 @@ from connectors.telegram.parse import EVENT_HANDLERS
 from hub.cli_channels import channels_app
 from hub.db import session_scope
 from hub.models import Appeal, RawEvent, RejectedRequest
+from hub.settings import get_settings
 from hub.storage import poller_cursors
 from hub.storage import sources as sources_store
 from tests.connectors.helpers import (
@@ -434,7 +435,13 @@ class TestSendReply:
         assert "revoked" not in str(exc.value) and exc.value.status == 401
 
 
-def test_file_links_fetch_through_getfile_without_exposing_the_token(fake_tg) -> None:
+def test_file_links_fetch_through_getfile_without_exposing_the_token(
+    fake_tg, monkeypatch, request
+) -> None:
+    # The fake Bot API is on loopback, which the SSRF guard refuses unless told (hub/netguard.py).
+    monkeypatch.setenv("CLIENTHUB_ALLOW_PRIVATE_FETCH", "true")
+    get_settings.cache_clear()
+    request.addfinalizer(get_settings.cache_clear)
     fake, source = fake_tg
     fake.add_file("AgACphoto", "photos/file_7.jpg", b"\xff\xd8jpeg-bytes")
 

@@ -12,9 +12,7 @@ from hub.settings import SAMPLE_RULES_DIR, Settings
 __all__ = ["Portal", "create_sandbox_app", "sandbox_from_settings"]
 
 
-def sandbox_from_settings(
-    settings: Settings, seed_dir: Path | None = SAMPLE_RULES_DIR
-) -> FastAPI:
+def sandbox_from_settings(settings: Settings, seed_dir: Path | None = SAMPLE_RULES_DIR) -> FastAPI:
     """The sandbox as `clienthub run` mounts it at /sandbox and `clienthub sandbox` serves it."""
     return create_sandbox_app(
         settings.sandbox_db,

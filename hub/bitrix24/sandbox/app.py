@@ -22,13 +22,21 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from hub.bitrix24 import phpquery
-from hub.bitrix24.sandbox import crm, other
+from hub.bitrix24.sandbox import bindings, crm, notify, openlines, openlines_http, other, telephony
 from hub.bitrix24.sandbox.errors import ApiError, Caller, Result
 from hub.bitrix24.sandbox.faults import Faults, LeakyBucket
 from hub.bitrix24.sandbox.seed import apply_seed, load_seed
 from hub.bitrix24.sandbox.store import SandboxStore
 
-METHODS = {**crm.METHODS, **other.METHODS}
+METHODS = {
+    **crm.METHODS,
+    **other.METHODS,
+    **openlines.METHODS,
+    **bindings.METHODS,
+    **telephony.METHODS,  # overrides other.py's simple finish/attachRecord
+    **notify.METHODS,
+}
+APP_ONLY = other.APP_ONLY | openlines.APP_ONLY | bindings.APP_ONLY
 _REF = re.compile(r"^\$result\[([^\]]+)\]((?:\[[^\]]*\])*)$")
 TOKEN_TTL = 3600
 
@@ -55,10 +63,15 @@ class Portal:
             self.faults.bucket = LeakyBucket(*rate)
         if self.store.scalar("SELECT count(*) FROM categories") == 0:
             apply_seed(self.store, load_seed(seed_dir))
+        openlines.ensure_schema(self.store)
+        telephony.ensure_schema(self.store)
 
     def reset(self) -> None:
         self.store.reset()
         apply_seed(self.store, load_seed(self.seed_dir))
+        openlines.reset(self.store)
+        telephony.reset(self.store)
+        notify.reset(self.store)
         rate = self.faults.bucket
         self.faults = Faults()
         self.faults.bucket = LeakyBucket(rate.burst, rate.per_second) if rate else None
@@ -76,13 +89,14 @@ class Portal:
             raise ApiError(401, "NO_AUTH_FOUND", "Wrong authorization data")
         with self.store.lock:
             row = self.store.conn.execute(
-                "SELECT user_id, expires, revoked FROM tokens WHERE access_token = ?", (str(token),)
+                "SELECT user_id, expires, revoked, client_id FROM tokens WHERE access_token = ?",
+                (str(token),),
             ).fetchone()
         if row is None or row["revoked"]:
             raise ApiError(401, "invalid_token", "The access token provided is invalid.")
         if row["expires"] <= time.time():
             raise ApiError(401, "expired_token", "The access token provided has expired.")
-        return Caller(user_id=int(row["user_id"]), is_app=True)
+        return Caller(user_id=int(row["user_id"]), is_app=True, client_id=str(row["client_id"]))
 
     def register_app(self, client_id: str, client_secret: str) -> None:
         with self.store.tx() as c:
@@ -101,7 +115,7 @@ class Portal:
             "refresh_token": refresh,
             "expires": int(expires),
             "expires_in": self.token_ttl,
-            "scope": "crm,user,department,telephony",
+            "scope": "crm,user,department,telephony,imopenlines,imconnector,im,placement",
             "member_id": "sandbox0member0id",
             "status": "L",
             "user_id": user_id,
@@ -140,7 +154,7 @@ class Portal:
     def run_method(
         self, method: str, params: dict[str, Any], caller: Caller, parent: int | None = None
     ) -> Result:
-        if method in other.APP_ONLY and not caller.is_app:
+        if method in APP_ONLY and not caller.is_app:
             raise ApiError(
                 403,
                 "WRONG_AUTH_TYPE",
@@ -364,6 +378,9 @@ def create_sandbox_app(
             application_token=secrets.token_hex(16),
         )
         return {"event": "ONAPPINSTALL", "data": {"VERSION": "1"}, "auth": auth}
+
+    openlines_http.add_routes(app, portal)
+    telephony.add_routes(app, portal.store)
 
     @app.post("/_sandbox/faults")
     async def set_faults(request: Request) -> dict[str, Any]:

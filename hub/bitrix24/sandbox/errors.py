@@ -16,6 +16,7 @@ class ApiError(Exception):
 class Caller:
     user_id: int
     is_app: bool
+    client_id: str = ""  # the application whose token made the call (app context only)
 
 
 @dataclass

@@ -49,7 +49,8 @@ def test_prints_the_decision() -> None:
     assert "негативный отзыв" in decision["tags"]
     assert decision["rules_version"] is None
     steps = [t["step"] for t in decision["trace"]]
-    assert steps[:2] == ["region", "topic"] and steps[-2:] == ["assign", "target"]
+    assert steps[:2] == ["region", "topic"] and steps[-3:] == ["assign", "target", "sla"]
+    assert decision["sla_rule"] == "complaints" and decision["reply_due_at"]  # sla.yaml
 
 
 def test_minimal_appeal() -> None:

@@ -1,0 +1,118 @@
+"""`clienthub users`: admin UI accounts from the command line (the first admin comes from here)."""
+
+from __future__ import annotations
+
+import typer
+
+users_app = typer.Typer(
+    help="Admin UI users: add, list, set a password, disable.", no_args_is_help=True
+)
+ROLES = ("admin", "editor", "reviewer", "operator")
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(2)
+
+
+def _password(given: str | None) -> str:
+    from hub.ui.users import password_problem
+
+    password = given or typer.prompt("Пароль", hide_input=True, confirmation_prompt=True)
+    problem = password_problem(password)
+    if problem:
+        raise _fail(problem)
+    return password
+
+
+def _engine():  # type: ignore[no-untyped-def]
+    from hub import migrations
+    from hub.db import get_engine
+    from hub.settings import get_settings
+
+    migrations.upgrade(get_settings().database_url)
+    return get_engine()
+
+
+@users_app.command("add")
+def add(
+    login: str = typer.Argument(..., help="Login (case-insensitive)."),
+    role: str = typer.Option("admin", help=f"One of: {', '.join(ROLES)}."),
+    name: str = typer.Option("", help="Full name, shown in the UI and the audit log."),
+    password: str = typer.Option(None, help="Asked for when not given (safer: not in history)."),
+    language: str = typer.Option("ru", help="ru or en."),
+) -> None:
+    """Create a user; `clienthub users add admin` makes the first administrator."""
+    from hub.db import session_scope
+    from hub.storage import users as store
+    from hub.storage.ui_queries import add_audit
+    from hub.ui.security import hash_password
+
+    if role not in ROLES:
+        raise _fail(f"role must be one of {', '.join(ROLES)}")
+    login = login.strip().lower()
+    secret = _password(password)
+    with session_scope(_engine()) as s:
+        try:
+            store.create(
+                s, login=login, name=name, role=role, language=language,
+                password_hash=hash_password(secret),
+            )  # fmt: skip
+        except store.UserExists:
+            raise _fail(
+                f"user {login} exists (change the password: clienthub users passwd)"
+            ) from None
+        add_audit(s, actor="cli", action="user.add", object_type="user", object_id=login,
+                  details={"after": {"login": login, "role": role, "name": name}})  # fmt: skip
+    typer.echo(f"user {login} ({role}) created")
+
+
+@users_app.command("list")
+def list_users() -> None:
+    """Every user with role, state and last login."""
+    from hub.db import session_scope
+    from hub.storage import users as store
+
+    with session_scope(_engine(), read_only=True) as s:
+        rows = store.list_all(s)
+    for u in rows:
+        state = "enabled" if u.enabled else "disabled"
+        last = u.last_login_at.isoformat(timespec="seconds") if u.last_login_at else "never"
+        typer.echo(f"{u.login}\t{u.role}\t{state}\tlast login {last}\t{u.name}")
+
+
+def _change(login: str, action: str, **values: object) -> None:
+    from hub.db import session_scope
+    from hub.storage import users as store
+    from hub.storage.ui_queries import add_audit
+
+    with session_scope(_engine()) as s:
+        user = store.get_by_login(s, login.strip().lower())
+        if user is None or user.id is None:
+            raise _fail(f"no user {login}")
+        store.update_user(s, user.id, **values)
+        store.close_all_sessions(s, user.id)
+        add_audit(s, actor="cli", action=action, object_type="user", object_id=user.login,
+                  details={k: v for k, v in values.items() if k != "password_hash"})  # fmt: skip
+
+
+@users_app.command("passwd")
+def passwd(login: str, password: str = typer.Option(None)) -> None:
+    """Set a new password; the user's open sessions end."""
+    from hub.timeutil import utcnow
+    from hub.ui.security import hash_password
+
+    secret = _password(password)
+    _change(
+        login, "user.password", password_hash=hash_password(secret), password_changed_at=utcnow()
+    )
+    typer.echo(f"password of {login} changed")
+
+
+@users_app.command("disable")
+def disable(
+    login: str, enable: bool = typer.Option(False, "--enable", help="Enable again.")
+) -> None:
+    """Disable (or --enable) a user; a disabled user's sessions end at once."""
+    _change(login, "user.enable" if enable else "user.disable", enabled=enable)
+    typer.echo(f"{login} {'enabled' if enable else 'disabled'}")

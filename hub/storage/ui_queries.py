@@ -1,0 +1,323 @@
+"""Reads and small writes for the admin UI: appeal lists at a million rows, an appeal's history,
+dead letters, channel health, the audit log. Nothing here commits.
+
+Every list is newest first with a keyset cursor (``before_id``): page 1,000 costs what page 1
+costs. Each filter has an ``(column, id)`` index (``hub/models/appeal.py``). Text search has no
+index, so one request scans at most ``SEARCH_WINDOW`` ids below the cursor and hands back where
+it stopped; the page offers to continue from there instead of scanning a million rows at once.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+from sqlmodel import Session
+
+from hub.models import (
+    Appeal,
+    AuditEntry,
+    ChannelSource,
+    CrmLink,
+    Job,
+    RateBucket,
+    RawEvent,
+    RejectedRequest,
+    Reply,
+)
+from hub.timeutil import utcnow
+
+SEARCH_WINDOW = 40_000
+NONE = "__none__"  # a filter value meaning "not determined" (IS NULL)
+
+
+def add_audit(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    object_type: str,
+    object_id: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    session.add(
+        AuditEntry(
+            actor=actor,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            details=details or {},
+        )
+    )
+
+
+@dataclass
+class UiAppealFilter:
+    channel: str | None = None
+    source: str | None = None
+    kind: str | None = None
+    region: str | None = None
+    topic: str | None = None
+    department: str | None = None
+    assignee: str | None = None
+    state: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    q: str | None = None
+
+    def active(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name)}
+
+
+_COLUMNS = {
+    "channel": Appeal.channel,
+    "source": Appeal.source,
+    "kind": Appeal.kind,
+    "region": Appeal.region,
+    "topic": Appeal.topic,
+    "department": Appeal.department,
+    "assignee": Appeal.assignee_id,
+    "state": Appeal.state,
+}
+_LIST_COLUMNS = (
+    Appeal.id,
+    Appeal.received_at,
+    Appeal.channel,
+    Appeal.source,
+    Appeal.kind,
+    Appeal.author_name,
+    func.substr(Appeal.text, 1, 160).label("excerpt"),
+    Appeal.state,
+    Appeal.topic,
+    Appeal.region,
+    Appeal.department,
+    Appeal.assignee_name,
+    Appeal.delivery_state,
+    Appeal.filtered_reason,
+)
+
+
+@dataclass
+class AppealPage:
+    rows: list[Any]
+    next_cursor: str | None  # the cursor of the next (older) page, if any
+    searched_down_to: int | None = None  # text search: the window ended at this id
+
+
+def _cursor(row: Any, by_time: bool) -> str:
+    return f"{row.received_at.isoformat()}~{row.id}" if by_time else str(row.id)
+
+
+def _text_match(session: Session, needle: str) -> Any:
+    """Case-insensitive substring match on what the needle looks like: an e-mail address, a
+    phone number (any spelling), else the text and the author's name. PostgreSQL's ILIKE folds
+    Cyrillic; SQLite's LIKE folds ASCII only, so there the usual spellings are tried."""
+    if "@" in needle:
+        return Appeal.author_email.ilike(f"%{needle.lower()}%")
+    digits = re.sub(r"\D", "", needle)
+    if len(digits) >= 5 and len(digits) >= len(needle.replace(" ", "")) - 4:
+        if len(digits) == 11 and digits[0] == "8":
+            digits = "7" + digits[1:]
+        return Appeal.author_phone.like(f"%{digits}%")
+    columns = (Appeal.text, Appeal.author_name)
+    if session.get_bind().dialect.name == "postgresql":
+        return or_(*(c.ilike(f"%{needle}%") for c in columns))
+    words = {needle, needle.lower(), needle.capitalize(), needle.upper()}  # ПЛЕСЕНЬ in anger
+    names = {needle, needle.capitalize()}
+    return or_(
+        *(Appeal.text.like(f"%{v}%") for v in sorted(words)),
+        *(Appeal.author_name.like(f"%{v}%") for v in sorted(names)),
+    )
+
+
+def appeal_page(
+    session: Session, *, flt: UiAppealFilter, limit: int = 50, cursor: str | None = None
+) -> AppealPage:
+    """Newest first. With a period the list runs on the ``(received_at, id)`` index in receive
+    order (a late-polled review still shows in its own day); otherwise on ids."""
+    by_time = bool(flt.since or flt.until)
+    order = (Appeal.received_at.desc(), Appeal.id.desc()) if by_time else (Appeal.id.desc(),)
+    q = select(*_LIST_COLUMNS).order_by(*order).limit(limit + 1)
+    for name, column in _COLUMNS.items():
+        value = getattr(flt, name)
+        if value == NONE:
+            q = q.where(column.is_(None))
+        elif value:
+            q = q.where(column == value)
+    if flt.since:
+        q = q.where(Appeal.received_at >= flt.since)
+    if flt.until:
+        q = q.where(Appeal.received_at < flt.until)
+    before_id: int | None = None
+    if cursor:
+        at, _, raw_id = cursor.rpartition("~")
+        before_id = int(raw_id) if raw_id.isdigit() else None
+        if by_time and at and before_id is not None:
+            moment = datetime.fromisoformat(at)
+            q = q.where(
+                Appeal.received_at <= moment,
+                ~and_(Appeal.received_at == moment, Appeal.id >= before_id),
+            )
+        elif before_id is not None:
+            q = q.where(Appeal.id < before_id)
+    floor = None
+    if flt.q and flt.q.strip():
+        top = before_id or (session.execute(select(func.max(Appeal.id))).scalar() or 0) + 1
+        floor = max(0, top - SEARCH_WINDOW)
+        q = q.where(Appeal.id >= floor).where(_text_match(session, flt.q.strip()))
+    rows = list(session.execute(q).all())
+    if len(rows) > limit:
+        return AppealPage(rows[:limit], _cursor(rows[limit - 1], by_time and not floor))
+    if floor:  # the window is exhausted, older appeals remain unsearched
+        return AppealPage(rows, str(floor), searched_down_to=floor)
+    return AppealPage(rows, None)
+
+
+def appeal_jobs(session: Session, appeal_id: int) -> list[Job]:
+    """Delivery and reply jobs of one appeal, oldest first."""
+    q = select(Job).where(Job.appeal_id == appeal_id).order_by(Job.id)
+    return list(session.execute(q).scalars())
+
+
+def appeal_replies(session: Session, appeal_id: int) -> list[Reply]:
+    """Staff answers to this appeal and how each reached (or did not reach) the customer."""
+    q = select(Reply).where(Reply.appeal_id == appeal_id).order_by(Reply.id)
+    return list(session.execute(q).scalars())
+
+
+def appeal_crm_links(session: Session, appeal_id: int) -> list[CrmLink]:
+    q = select(CrmLink).where(CrmLink.appeal_id == appeal_id).order_by(CrmLink.id)
+    return list(session.execute(q).scalars())
+
+
+def thread_appeals(session: Session, appeal: Appeal, limit: int = 20) -> list[Appeal]:
+    """Other messages of the same conversation (follow-ups go to the same deal)."""
+    if not appeal.thread_key:
+        return []
+    q = (
+        select(Appeal)
+        .where(
+            Appeal.channel == appeal.channel,
+            Appeal.source == appeal.source,
+            Appeal.thread_key == appeal.thread_key,
+            Appeal.id != appeal.id,
+        )
+        .order_by(Appeal.id.desc())
+        .limit(limit)
+    )
+    return list(session.execute(q).scalars())
+
+
+def raw_event(session: Session, raw_event_id: int | None) -> RawEvent | None:
+    return None if raw_event_id is None else session.get(RawEvent, raw_event_id)
+
+
+def recent_appeals(session: Session, *, limit: int) -> list[Appeal]:
+    """The newest routed appeals (filtered ones too), for testing a draft against them."""
+    q = (
+        select(Appeal)
+        .where(Appeal.rules_version.is_not(None))
+        .order_by(Appeal.id.desc())
+        .limit(limit)
+    )
+    return list(session.execute(q).scalars())
+
+
+# Jobs ------------------------------------------------------------------------------------------
+
+
+def jobs_page(
+    session: Session,
+    *,
+    state: str | None,
+    kind: str | None,
+    limit: int = 50,
+    before_id: int | None = None,
+) -> list[Job]:
+    q = select(Job).order_by(Job.id.desc()).limit(limit)
+    if state:
+        q = q.where(Job.state == state)
+    if kind:
+        q = q.where(Job.kind == kind)
+    if before_id is not None:
+        q = q.where(Job.id < before_id)
+    return list(session.execute(q).scalars())
+
+
+def rate_buckets(session: Session) -> list[RateBucket]:
+    return list(session.execute(select(RateBucket).order_by(RateBucket.name)).scalars())
+
+
+# Channels --------------------------------------------------------------------------------------
+
+
+@dataclass
+class SourceHealth:
+    last_event_at: datetime | None
+    last_event_state: str | None
+    rejected_24h: int
+    last_rejection: str | None
+
+
+def source_health(session: Session, sources: list[ChannelSource]) -> dict[int, SourceHealth]:
+    """Last stored event and recent refusals per configured source (indexed lookups)."""
+    since = utcnow() - timedelta(hours=24)
+    rejected: dict[tuple[str | None, str | None], tuple[int, str | None]] = {}
+    for channel, source, n, last_id in session.execute(
+        select(
+            RejectedRequest.channel,
+            RejectedRequest.source,
+            func.count(),
+            func.max(RejectedRequest.id),
+        )
+        .where(RejectedRequest.received_at >= since)
+        .group_by(RejectedRequest.channel, RejectedRequest.source)
+    ):
+        last = session.get(RejectedRequest, last_id)
+        reason = f"{last.status_code}: {last.reason}" if last else None
+        rejected[(channel, source)] = (int(n), reason)
+    out: dict[int, SourceHealth] = {}
+    for src in sources:
+        last_id = session.execute(
+            select(func.max(RawEvent.id)).where(
+                RawEvent.channel == src.channel, RawEvent.source == src.source
+            )
+        ).scalar()
+        last = session.get(RawEvent, last_id) if last_id else None
+        n, reason = rejected.get((src.channel, src.source), (0, None))
+        assert src.id is not None
+        out[src.id] = SourceHealth(
+            last.received_at if last else None, last.state if last else None, n, reason
+        )
+    return out
+
+
+# Audit -----------------------------------------------------------------------------------------
+
+
+def audit_page(
+    session: Session,
+    *,
+    actor: str | None = None,
+    action: str | None = None,
+    object_type: str | None = None,
+    limit: int = 50,
+    before_id: int | None = None,
+) -> list[AuditEntry]:
+    q = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
+    if actor:
+        q = q.where(AuditEntry.actor == actor)
+    if action:
+        q = q.where(AuditEntry.action.like(f"{action}%"))
+    if object_type:
+        q = q.where(AuditEntry.object_type == object_type)
+    if before_id is not None:
+        q = q.where(AuditEntry.id < before_id)
+    return list(session.execute(q).scalars())
+
+
+def audit_entry(session: Session, entry_id: int) -> AuditEntry | None:
+    return session.get(AuditEntry, entry_id)

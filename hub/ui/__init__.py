@@ -1,0 +1,62 @@
+"""The admin web UI: Jinja2 pages with htmx, under ``/ui``; static files under ``/static``.
+
+``install_ui(app)`` is the one call ``hub/http/app.py`` makes.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from hub.ui.security import CsrfFailed, Forbidden, LoginRequired, current_user
+from hub.ui.templating import WEB_DIR, is_htmx, render
+
+
+def install_ui(app: FastAPI) -> None:
+    from hub.ui import (
+        appeals,
+        audit,
+        auth,
+        channels,
+        dashboard,
+        directory,
+        directory_files,
+        queue,
+        rules,
+        users,
+    )
+
+    # directory_files before directory: its /files page would match directory's /{section}.
+    modules = (auth, dashboard, appeals, rules, directory_files, directory, queue, channels, audit)
+    for module in (*modules, users):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
+    app.add_api_route("/", _root, include_in_schema=False)
+    app.add_api_route("/ui", _root, include_in_schema=False)
+    app.add_exception_handler(LoginRequired, _login_required)  # type: ignore[arg-type]
+    app.add_exception_handler(Forbidden, _forbidden)  # type: ignore[arg-type]
+    app.add_exception_handler(CsrfFailed, _csrf_failed)  # type: ignore[arg-type]
+
+
+def _root() -> Response:
+    return RedirectResponse("/ui/", status_code=303)
+
+
+def _login_required(request: Request, _exc: LoginRequired) -> Response:
+    target = "/ui/login?next=" + request.url.path
+    if is_htmx(request):  # htmx would swap the login page into a fragment: reload instead
+        return Response(status_code=401, headers={"HX-Redirect": target})
+    if request.method != "GET":
+        return Response("login required", status_code=401)
+    return RedirectResponse(target, status_code=303)
+
+
+def _forbidden(request: Request, exc: Forbidden) -> Response:
+    current_user(request)
+    return render(request, "pages/forbidden.html", status_code=403, permission=exc.permission)
+
+
+def _csrf_failed(request: Request, _exc: CsrfFailed) -> Response:
+    current_user(request)
+    return render(request, "pages/forbidden.html", status_code=403, permission="csrf")

@@ -1,0 +1,158 @@
+"""Log in, log out, the language switch. Failed logins are counted per login and per address."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from hub.db import session_scope
+from hub.storage import users as users_store
+from hub.storage.ui_queries import add_audit
+from hub.storage.users import SessionUser
+from hub.timeutil import utcnow
+from hub.ui import security
+from hub.ui.i18n import LANGUAGES, translations
+from hub.ui.security import (
+    DUMMY_HASH,
+    LOGIN_CSRF_COOKIE,
+    SESSION_COOKIE,
+    SESSION_LIFETIME,
+    client_ip,
+    cookie_secure,
+    current_user,
+    new_token,
+)
+from hub.ui.templating import render
+
+router = APIRouter(prefix="/ui")
+
+WINDOW = timedelta(minutes=15)
+MAX_PER_LOGIN = 5  # then this login waits out the window
+MAX_PER_IP = 20
+
+
+def _safe_next(value: str | None) -> str:
+    """Only local paths: an open redirect after login would be a phishing aid."""
+    if not value or not value.startswith("/ui") or urlsplit(value).netloc:
+        return "/ui/"
+    return value
+
+
+def _login_page(request: Request, error: str | None = None, status: int = 200) -> Response:
+    token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
+    response = render(
+        request,
+        "pages/login.html",
+        status_code=status,
+        error=error,
+        login_csrf=token,
+        next=_safe_next(request.query_params.get("next")),
+    )
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=cookie_secure(request),
+        path="/ui",
+    )
+    return response
+
+
+@router.get("/login")
+def login_form(request: Request) -> Response:
+    current_user(request)
+    return _login_page(request)
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    login: str = Form(...),
+    password: str = Form(...),
+    csrf_token: str = Form(""),
+    next: str = Form("/ui/"),
+) -> Response:
+    current_user(request)
+    _ = translations(request.state.language).gettext
+    if not security.same(csrf_token, request.cookies.get(LOGIN_CSRF_COOKIE)):
+        return _login_page(request, _("Форма устарела: откройте страницу входа заново."), 400)
+    login = login.strip().lower()
+    ip = client_ip(request)
+    engine = request.app.state.engine
+    with session_scope(engine) as s:
+        by_login, by_ip = users_store.failures_since(s, login=login, ip=ip, since=utcnow() - WINDOW)
+        if by_login >= MAX_PER_LOGIN or by_ip >= MAX_PER_IP:
+            return _login_page(
+                request, _("Слишком много неудачных попыток. Попробуйте через 15 минут."), 429
+            )
+        user = users_store.get_by_login(s, login)
+        ok = security.verify_password(user.password_hash if user else DUMMY_HASH, password)
+        if user is None or not ok or not user.enabled:
+            users_store.record_failure(s, login=login, ip=ip)
+            failed = True
+        else:
+            failed = False
+            if security.needs_rehash(user.password_hash):
+                user.password_hash = security.hash_password(password)
+            token, token_hash = new_token()
+            users_store.open_session(
+                s,
+                user=user,
+                token_hash=token_hash,
+                csrf_token=secrets.token_urlsafe(32),
+                expires_at=utcnow() + SESSION_LIFETIME,
+                ip=ip,
+            )
+            users_store.clear_failures(s, login=login)
+            add_audit(s, actor=login, action="user.login", object_type="user", object_id=login)
+    if failed:
+        return _login_page(request, _("Неверный логин или пароль."), 401)
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=int(SESSION_LIFETIME.total_seconds()),
+        httponly=True,
+        samesite="lax",
+        secure=cookie_secure(request),
+        path="/",
+    )
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/ui")
+    return response
+
+
+@router.post("/logout")
+async def logout(
+    request: Request, viewer: SessionUser = Depends(security.require("dashboard.read"))
+) -> Response:
+    def close() -> None:
+        with session_scope(request.app.state.engine) as s:
+            users_store.close_session(s, viewer.token_hash)
+
+    await run_in_threadpool(close)
+    response = RedirectResponse("/ui/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.post("/language")
+async def set_language(
+    request: Request,
+    language: str = Form(...),
+    viewer: SessionUser = Depends(security.require("dashboard.read")),
+) -> Response:
+    if language in LANGUAGES:
+
+        def save() -> None:
+            with session_scope(request.app.state.engine) as s:
+                users_store.update_user(s, viewer.user_id, language=language)
+
+        await run_in_threadpool(save)
+    back = request.headers.get("referer") or "/ui/"
+    return RedirectResponse(_safe_next(urlsplit(back).path or "/ui/"), status_code=303)

@@ -1,0 +1,219 @@
+"""The fields of each directory entity as a browser form, and back.
+
+Each section lists its fields with a kind that says how the value is shown and read:
+``str`` and ``int`` one line; ``bool`` a checkbox; ``list`` comma-separated; ``lines`` one
+item per line (patterns, phrases with commas); ``words`` "слово = вес" per line; ``yaml`` a
+YAML fragment for nested values (rule conditions and actions, targets). Keys an entity has that
+the spec does not list are shown as YAML fields too, so nothing in a file is hidden from the form.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import yaml as pyyaml
+from ruamel.yaml.comments import CommentedMap
+
+from hub.ui.dir_yaml import parse_yaml_text, styled, to_yaml_text
+
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    kind: str
+    label: str
+    help: str = ""
+    required: bool = False
+    choices: tuple[str, ...] = ()
+
+
+F = FieldSpec
+
+
+def N_(message: str) -> str:
+    """Marks a label for the catalogue (pybabel -k N_); the template translates it."""
+    return message
+
+
+SPECS: dict[str, list[FieldSpec]] = {
+    "topics": [
+        F("title", "str", N_("Название"), required=True),
+        F("words", "words", N_("Слова"), N_("по одному на строке: «слово = вес»; начальная форма")),
+        F(
+            "negative",
+            "lines",
+            N_("Стоп-слова"),
+            N_("по одному на строке: с ними тема не выбирается"),
+        ),
+        F("min_score", "int", N_("Порог"), N_("пусто — общий порог из ruleset.yaml")),
+    ],
+    "regions": [
+        F("name", "str", N_("Название"), required=True),
+        F("timezone", "str", N_("Часовой пояс"), N_("IANA: Europe/Moscow, Asia/Yekaterinburg…")),
+        F("area_codes", "list", N_("Телефонные коды"), N_("через запятую: 495, 499")),
+        F(
+            "cities",
+            "yaml",
+            N_("Города"),
+            N_("список; {name: Клин, context: true} — только после «в», «из»"),
+        ),
+        F("aliases", "list", N_("Другие названия"), N_("через запятую")),
+        F("sources", "list", N_("Источники региона"), N_("канал:id через запятую")),
+    ],
+    "departments": [
+        F("name", "str", N_("Название"), required=True),
+        F("head", "str", N_("Руководитель"), N_("id сотрудника")),
+        F(
+            "target",
+            "yaml",
+            N_("Цель в Битрикс24"),
+            N_("{entity: deal, pipeline: 2, stage: C2:NEW}"),
+        ),
+    ],
+    "pools": [
+        F("title", "str", N_("Название")),
+        F(
+            "strategy",
+            "choice",
+            N_("Стратегия"),
+            choices=("round_robin", "least_open", "first_available"),
+        ),
+        F("members", "list", N_("Сотрудники"), N_("id через запятую; пусто — весь отдел")),
+        F("department", "str", N_("Отдел")),
+        F("by_region", "bool", N_("Только ведущие регион обращения")),
+        F("by_topic", "bool", N_("Только ведущие тему обращения")),
+        F("fallback", "list", N_("Резервные пулы"), N_("через запятую, по порядку")),
+    ],
+    "filters": [
+        F("reason", "str", N_("Причина"), required=True),
+        F("channel", "list", N_("Каналы"), N_("пусто — все")),
+        F("kind", "list", N_("Виды"), N_("пусто — все")),
+        F("hashtags", "list", N_("Хештеги"), N_("без #")),
+        F("words", "lines", N_("Слова и фразы"), N_("по одному на строке")),
+        F("patterns", "lines", N_("Регулярные выражения"), N_("по одному на строке")),
+        F("phones", "lines", N_("Телефоны (чёрный список)"), N_("по одному на строке")),
+        F("platform_ids", "lines", N_("Id на платформах"), N_("канал:id, по одному на строке")),
+        F("emails", "lines", N_("Адреса и домены"), N_("адрес или @домен, по одному на строке")),
+    ],
+    "rules": [
+        F("title", "str", N_("Название")),
+        F(
+            "when",
+            "yaml",
+            N_("Условия (when)"),
+            N_("{kind: call, words: [вакансия]}; пусто — всегда"),
+        ),
+        F(
+            "then",
+            "yaml",
+            N_("Действия (then)"),
+            N_("{department: hr, assign: {pool: hr_regional}}"),
+        ),
+    ],
+}
+TITLE_KEYS = ("title", "name", "reason")
+
+
+def specs_for(section: str, entity: dict[str, Any] | None) -> list[FieldSpec]:
+    """The section's fields, then any other key the entity has, as YAML."""
+    known = SPECS[section]
+    names = {f.name for f in known} | {"id"}
+    extra = [F(str(k), "yaml", str(k)) for k in (entity or {}) if str(k) not in names]
+    return [*known, *extra]
+
+
+def show(spec: FieldSpec, value: Any) -> str:
+    """The text a field's input starts with."""
+    if value is None:
+        return ""
+    if spec.kind == "list":
+        return ", ".join(str(v) for v in value) if isinstance(value, list) else str(value)
+    if spec.kind == "lines":
+        return "\n".join(str(v) for v in value) if isinstance(value, list) else str(value)
+    if spec.kind == "words" and isinstance(value, dict):
+        return "\n".join(f"{k} = {v}" for k, v in value.items())
+    if spec.kind == "yaml":
+        return to_yaml_text(value)
+    if spec.kind == "bool":
+        return "1" if value else ""
+    return str(value)
+
+
+def _split(text: str, by_lines: bool) -> list[str]:
+    parts = text.splitlines() if by_lines else re.split(r"[,\n]", text)
+    return [p.strip() for p in parts if p.strip()]
+
+
+def read(spec: FieldSpec, raw: str) -> tuple[Any, str | None]:
+    """(value, error). None as value means: leave the key out."""
+    text = raw.strip()
+    if spec.kind == "bool":
+        return (True if text else None), None
+    if not text:
+        return None, ("обязательное поле" if spec.required else None)
+    if spec.kind == "int":
+        return (int(text), None) if text.isdigit() else (None, "нужно целое число")
+    if spec.kind in ("list", "lines"):
+        return _split(text, spec.kind == "lines"), None
+    if spec.kind == "choice":
+        if text not in spec.choices:
+            return None, f"одно из: {', '.join(spec.choices)}"
+        return text, None
+    if spec.kind == "words":
+        words: dict[str, int] = {}
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            word, _, weight = line.rpartition("=") if "=" in line else (line, "", "1")
+            weight = weight.strip()
+            if not weight.isdigit():
+                return None, f"строка {n}: вес «{weight}» — не целое число"
+            words[word.strip()] = int(weight)
+        return words, None
+    if spec.kind == "yaml":
+        try:
+            return parse_yaml_text(text), None
+        except pyyaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"строка {mark.line + 1}: " if mark else ""
+            return None, f"{where}ошибка YAML: {getattr(exc, 'problem', None) or exc}"
+    return text, None
+
+
+def apply(
+    entity: CommentedMap, specs: list[FieldSpec], form: dict[str, str]
+) -> tuple[CommentedMap, dict[str, list[str]]]:
+    """The entity with the form's values (in place, so order and comments stay); errors by
+    field name."""
+    errors: dict[str, list[str]] = {}
+    for spec in specs:
+        value, error = read(spec, form.get(spec.name, ""))
+        if error:
+            errors.setdefault(spec.name, []).append(error)
+            continue
+        if value is None:
+            entity.pop(spec.name, None)
+        elif entity.get(spec.name) != value:
+            entity[spec.name] = styled(value, entity.get(spec.name))
+    return entity, errors
+
+
+def check_key(key: str, existing: list[str], is_new: bool) -> str | None:
+    if not ID_RE.match(key):
+        return "латиница, цифры, «-», «_», «.»; начинается с буквы или цифры"
+    if is_new and key in existing:
+        return "такой уже есть"
+    return None
+
+
+def field_of_line(key_lines: dict[str, int], line: int) -> str | None:
+    """The field whose text holds ``line``: the last one starting at or before it."""
+    best, best_line = None, 0
+    for name, start in key_lines.items():
+        if best_line <= start <= line:
+            best, best_line = name, start
+    return best

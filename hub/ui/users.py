@@ -1,0 +1,106 @@
+"""Users (admins only): add, change role, disable, set a password. Audited; the last enabled
+admin cannot be demoted or disabled, so the UI never locks everyone out."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import RedirectResponse, Response
+
+from hub.db import session_scope
+from hub.models import Role
+from hub.storage import users as users_store
+from hub.storage.ui_queries import add_audit
+from hub.storage.users import SessionUser
+from hub.timeutil import utcnow
+from hub.ui.security import hash_password, require
+from hub.ui.templating import render
+
+router = APIRouter(prefix="/ui/users")
+MIN_PASSWORD = 10
+
+
+def password_problem(password: str) -> str | None:
+    if len(password) < MIN_PASSWORD:
+        return f"пароль короче {MIN_PASSWORD} символов"
+    return None
+
+
+@router.get("")
+def users_page(
+    request: Request, viewer: SessionUser = Depends(require("users.manage"))
+) -> Response:
+    with session_scope(request.app.state.engine, read_only=True) as s:
+        users = users_store.list_all(s)
+    return render(
+        request, "pages/users.html", nav="users", users=users, roles=[r.value for r in Role],
+        error=request.query_params.get("error"), notice=request.query_params.get("notice"),
+    )  # fmt: skip
+
+
+@router.post("")
+def add_user(
+    request: Request,
+    login: str = Form(...),
+    name: str = Form(""),
+    role: str = Form(...),
+    password: str = Form(...),
+    viewer: SessionUser = Depends(require("users.manage")),
+) -> Response:
+    login = login.strip().lower()
+    problem = password_problem(password) or (None if role in Role.__members__ else "роль?")
+    if problem or not login:
+        return RedirectResponse(f"/ui/users?error={problem or 'логин?'}", status_code=303)
+    with session_scope(request.app.state.engine) as s:
+        try:
+            users_store.create(
+                s, login=login, name=name.strip(), role=role, password_hash=hash_password(password)
+            )
+        except users_store.UserExists:
+            return RedirectResponse("/ui/users?error=такой логин уже есть", status_code=303)
+        add_audit(
+            s, actor=viewer.login, action="user.add", object_type="user", object_id=login,
+            details={"after": {"login": login, "name": name.strip(), "role": role}},
+        )  # fmt: skip
+    return RedirectResponse(f"/ui/users?notice=added:{login}", status_code=303)
+
+
+def _enabled_admins(s) -> int:  # type: ignore[no-untyped-def]
+    return sum(1 for u in users_store.list_all(s) if u.role == Role.admin and u.enabled)
+
+
+@router.post("/{user_id}")
+def change_user(
+    request: Request,
+    user_id: int,
+    role: str = Form(...),
+    enabled: bool = Form(False),
+    password: str = Form(""),
+    viewer: SessionUser = Depends(require("users.manage")),
+) -> Response:
+    if role not in Role.__members__:
+        raise HTTPException(422, "нет такой роли")
+    with session_scope(request.app.state.engine) as s:
+        user = users_store.get(s, user_id)
+        if user is None:
+            raise HTTPException(404, "нет такого пользователя")
+        before = {"role": user.role, "enabled": user.enabled}
+        losing_admin = (
+            user.role == Role.admin and user.enabled and (role != Role.admin or not enabled)
+        )
+        if losing_admin and _enabled_admins(s) <= 1:
+            return RedirectResponse("/ui/users?error=последний администратор", status_code=303)
+        values: dict[str, object] = {"role": role, "enabled": enabled}
+        if password:
+            problem = password_problem(password)
+            if problem:
+                return RedirectResponse(f"/ui/users?error={problem}", status_code=303)
+            values.update(password_hash=hash_password(password), password_changed_at=utcnow())
+        users_store.update_user(s, user_id, **values)
+        if password or not enabled or role != before["role"]:
+            users_store.close_all_sessions(s, user_id)  # the change takes effect at once
+        add_audit(
+            s, actor=viewer.login, action="user.change", object_type="user", object_id=user.login,
+            details={"before": before, "after": {"role": role, "enabled": enabled},
+                     "password_changed": bool(password)},
+        )  # fmt: skip
+    return RedirectResponse(f"/ui/users?notice=saved:{user.login}", status_code=303)

@@ -1,0 +1,30 @@
+// ClientHub admin UI helpers: charts on the dashboard, confirmations. No build step.
+(function () {
+  "use strict";
+  function drawCharts(root) {
+    if (!window.Chart) return;
+    root.querySelectorAll("canvas[data-chart]").forEach(function (canvas) {
+      if (canvas.dataset.drawn) return;
+      var spec = JSON.parse(document.getElementById(canvas.dataset.chart).textContent);
+      canvas.dataset.drawn = "1";
+      new window.Chart(canvas, {
+        type: spec.type || "line",
+        data: { labels: spec.labels, datasets: spec.datasets },
+        options: {
+          responsive: true, maintainAspectRatio: false, animation: false,
+          interaction: { mode: "index", intersect: false },
+          plugins: { legend: { position: "bottom", labels: { boxWidth: 12 } } },
+          scales: spec.stacked ? { x: { stacked: true }, y: { stacked: true, beginAtZero: true } }
+                               : { y: { beginAtZero: true } }
+        }
+      });
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { drawCharts(document); });
+  document.addEventListener("htmx:afterSettle", function (e) { drawCharts(e.target); });
+  // <form data-confirm="…">: ask before destructive or publishing actions.
+  document.addEventListener("submit", function (e) {
+    var msg = e.target.getAttribute("data-confirm");
+    if (msg && !window.confirm(msg)) e.preventDefault();
+  }, true);
+})();
