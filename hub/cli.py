@@ -126,6 +126,9 @@ def run(
         f"  database: {_safe_url(settings.database_url)}",
         err=True,
     )
+    from hub.bitrix24 import app_setup
+
+    app_setup.start_sandbox_self_install(settings, engine)  # no-op unless in sandbox mode
     try:
         _serve(create_app(settings, engine), host, port)
     finally:

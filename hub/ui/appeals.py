@@ -109,8 +109,8 @@ def appeal_page(
         published = rulesets.published_id(s)
     settings = request.app.state.settings
     return render(
-        request, "pages/appeal.html", nav="appeals", a=appeal, raw=raw, jobs=jobs, links=links, replies=replies,
-        thread=thread, published=published, names=labels(engine),
+        request, "pages/appeal.html", nav="appeals", a=appeal, raw=raw, jobs=jobs, links=links,
+        replies=replies, thread=thread, published=published, names=labels(engine),
         deal_url=crm_link(settings, appeal.crm_entity, appeal.crm_entity_id),
         notice=request.query_params.get("notice"),
     )  # fmt: skip

@@ -34,8 +34,8 @@ def home(request: Request, viewer: SessionUser = Depends(require("dashboard.read
     return RedirectResponse("/ui/dashboard", status_code=303)
 
 
-_today: dict[tuple[int, date], tuple[float, dict[str, Any]]] = {}
-_settled: dict[tuple[int, date, date], store.Sums] = {}
+_today: dict[tuple[str, date], tuple[float, dict[str, Any]]] = {}
+_settled: dict[tuple[str, date, date], store.Sums] = {}
 TODAY_TTL = 60.0  # seconds: today's figures on the dashboard are at most a minute old
 TOP = {"department": 20, "employee": 30}
 
@@ -49,16 +49,16 @@ def period_figures(engine: Engine, days: int) -> store.Period:
     span = [today - timedelta(days=i) for i in range(days - 1, -1, -1)]
     old = [d for d in span[:-1] if store.settled(d, now)]
     recent = [d for d in span[:-1] if d not in old]
-    key = (id(engine), old[0], old[-1]) if old else None
+    key = (str(engine.url), old[0], old[-1]) if old else None
     base = _settled.get(key) if key else None
-    cached = _today.get((id(engine), today))
+    cached = _today.get((str(engine.url), today))
     with session_scope(engine, read_only=True) as s:
         found, missing = store.rollups(s, recent if base is not None else span[:-1])
         fresh = {d: store.compute_day(s, d) for d in missing}
         if cached is None or time.monotonic() - cached[0] > TODAY_TTL:
             cached = (time.monotonic(), store.compute_day(s, today))
             _today.clear()
-            _today[(id(engine), today)] = cached
+            _today[(str(engine.url), today)] = cached
     if fresh:
         with session_scope(engine) as s:
             for day, data in fresh.items():
@@ -128,10 +128,13 @@ def dashboard(
         "chart-topic": _series(period, "topic", names.topics, 10),
     }
     total = sum(period.totals["channel"].values())
+    # Inside <script>: "</" must not close the tag (labels come from the rule directory).
+    chart_json = {
+        k: json.dumps(v, ensure_ascii=False).replace("</", "<\\/") for k, v in charts.items()
+    }
     return render(
         request, "pages/dashboard.html", nav="dashboard", days=days, periods=PERIODS,
-        total=total, period=period, names=names, charts={k: json.dumps(v, ensure_ascii=False)
-                                                         for k, v in charts.items()},
+        total=total, period=period, names=names, charts=chart_json,
         departments=_times(period, "department", names.departments, 20),
         employees=_times(period, "employee", employees, 30),
         filtered=period.totals["filtered"].most_common(),

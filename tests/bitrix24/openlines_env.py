@@ -170,11 +170,14 @@ def app_hub(
         ensure_defaults(engine, get_settings())
         app = create_app(get_settings(), engine)
         mounted = {getattr(r, "path", "") for r in app.routes}
-        if "/bitrix24/events" not in mounted:  # until the lead mounts them in create_app
-            from hub.bitrix24 import app_events, placement
+        from hub.bitrix24 import app_events, placement
 
-            app.include_router(app_events.router)
-            app.include_router(placement.router)
+        for path, router in (
+            ("/bitrix24/events", app_events.router),
+            ("/bitrix24/placement/deal", placement.router),
+        ):
+            if path not in mounted:  # until create_app mounts it
+                app.include_router(router)
         late.app = app
         with server:
             yield AppHub(server.url, engine, sandbox.state.portal, portal.url)

@@ -37,6 +37,9 @@ WRONG_VALUES = st.one_of(
 )
 
 
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+
 @dataclass(frozen=True)
 class Seed:
     channel: str
@@ -54,10 +57,10 @@ def _form_seeds() -> list[Seed]:
         b"Content-Type: text/plain\r\n\r\nhello\r\n--b--\r\n"
     )
     return [
-        Seed("form", "urlencoded", urlencoded, "application/x-www-form-urlencoded"),
+        Seed("form", "urlencoded", urlencoded, FORM_TYPE),
         Seed("form", "json", as_json, "application/json"),
         Seed("form", "multipart", multipart, "multipart/form-data; boundary=b"),
-        Seed("tilda", "urlencoded", urlencoded + b"&tranid=123:456", "application/x-www-form-urlencoded"),
+        Seed("tilda", "urlencoded", urlencoded + b"&tranid=1:2", FORM_TYPE),
     ]  # fmt: skip
 
 

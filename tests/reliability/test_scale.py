@@ -109,9 +109,7 @@ def test_three_workers_and_two_webs_deliver_every_appeal_and_reply_once(
             explain=lambda: job_summary(cluster_engine),
         )
         with session_scope(cluster_engine, read_only=True) as s:
-            states = dict(
-                s.execute(select(Reply.state, func.count()).group_by(Reply.state)).all()
-            )
+            states = dict(s.execute(select(Reply.state, func.count()).group_by(Reply.state)).all())
     delivered_replies = len(vk.messages) + len(tg.sent)
     table = {
         **result.row(),

@@ -133,21 +133,21 @@ def _form(n: int, text: str) -> Event:
     return Event(f"form:{n}", "form", "site", body, headers, f"form:{n}")
 
 
-def make_events(count: int, *, seed: int = 11, per_thread: int = 3) -> list[Event]:
+def make_events(count: int, *, seed: int = 11, per_thread: int = 3, start: int = 0) -> list[Event]:
     """``count`` distinct events: 40 % VK, 30 % Telegram, 30 % forms, dialogues of up to
     ``per_thread`` messages, interleaved as they would arrive."""
     rng = random.Random(seed)
     events: list[Event] = []
     seen = Counter[str]()
-    for n in range(count):
+    for n in range(start, start + count):
         text = f"{rng.choice(TEXTS)} #{n}"
         pick = n % 10
         if pick < 4:
             seen["vk"] += 1
-            events.append(_vk(n, 700000000 + seen["vk"] // per_thread, text))
+            events.append(_vk(n, 700000000 + start + seen["vk"] // per_thread, text))
         elif pick < 7:
             seen["tg"] += 1
-            events.append(_tg(n, 800000000 + seen["tg"] // per_thread, text))
+            events.append(_tg(n, 800000000 + start + seen["tg"] // per_thread, text))
         else:
             events.append(_form(n, text))
     rng.shuffle(events)
@@ -204,11 +204,14 @@ async def send_all(
     concurrency: int = 32,
     seed: int = 5,
     timeout: float = 600.0,
+    spread_seconds: float = 0.0,
 ) -> SendReport:
     """Post every event (and the retried share again) with ``concurrency`` connections.
     ``urls`` may be a callable returning the live web URLs (a test kills and restarts them)."""
     rng = random.Random(seed)
     report = SendReport()
+    # Pacing: each connection waits this long between events, so the run lasts spread_seconds.
+    pause = spread_seconds * concurrency / max(1, len(events))
     deadline = time.monotonic() + timeout
     retried = {ev.key for ev in events if rng.random() < retry_share}
     report.retried = len(retried)
@@ -222,6 +225,8 @@ async def send_all(
         async def one_worker() -> None:
             while not queue.empty():
                 ev, again = queue.get_nowait()
+                if pause:
+                    await asyncio.sleep(pause)
                 live = urls() if callable(urls) else urls
                 if again and rng.random() < 0.5:  # the racing retry: both at once
                     await asyncio.gather(

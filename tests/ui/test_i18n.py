@@ -14,9 +14,7 @@ METHODS = [("hub/ui/**.py", "python"), ("web/templates/**.html", "jinja2")]
 
 
 def used_messages() -> set[str]:
-    found = extract_from_dir(
-        str(ROOT), METHODS, keywords={"_": None, "gettext": None, "N_": None}
-    )
+    found = extract_from_dir(str(ROOT), METHODS, keywords={"_": None, "gettext": None, "N_": None})
     return {message for _file, _line, message, _comments, _context in found if message}
 
 
