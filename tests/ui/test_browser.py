@@ -32,7 +32,7 @@ pytestmark = pytest.mark.browser
 def page(browser: Any) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="ru-RU")
     tab = context.new_page()
-    tab.set_default_timeout(20_000)
+    tab.set_default_timeout(60_000)  # a loaded 2-core CI machine is slow
     tab.on("dialog", lambda dialog: dialog.accept())  # the confirm() before publishing etc.
     yield tab
     context.close()

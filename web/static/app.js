@@ -27,4 +27,8 @@
     var msg = e.target.getAttribute("data-confirm");
     if (msg && !window.confirm(msg)) e.preventDefault();
   }, true);
+  // <select data-autosubmit>: submit its form on change (the CSP allows no inline onchange=).
+  document.addEventListener("change", function (e) {
+    if (e.target.hasAttribute && e.target.hasAttribute("data-autosubmit")) e.target.form.submit();
+  });
 })();
