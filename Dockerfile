@@ -11,6 +11,7 @@ COPY alembic ./alembic
 COPY hub ./hub
 COPY connectors ./connectors
 COPY routing_rules ./routing_rules
+COPY web ./web
 RUN pip install --no-cache-dir -e . && useradd --system --home /data clienthub \
     && mkdir -p /data && chown clienthub /data
 
