@@ -92,8 +92,10 @@ def _change(login: str, action: str, **values: object) -> None:
             raise _fail(f"no user {login}")
         store.update_user(s, user.id, **values)
         store.close_all_sessions(s, user.id)
-        add_audit(s, actor="cli", action=action, object_type="user", object_id=user.login,
-                  details={k: v for k, v in values.items() if k != "password_hash"})  # fmt: skip
+        details = {k: v for k, v in values.items() if not k.startswith("password")}
+        add_audit(
+            s, actor="cli", action=action, object_type="user", object_id=user.login, details=details
+        )
 
 
 @users_app.command("passwd")
@@ -116,3 +118,37 @@ def disable(
     """Disable (or --enable) a user; a disabled user's sessions end at once."""
     _change(login, "user.enable" if enable else "user.disable", enabled=enable)
     typer.echo(f"{login} {'enabled' if enable else 'disabled'}")
+
+
+@users_app.command("token")
+def token(
+    login: str,
+    days: int = typer.Option(90, min=1, max=3650, help="Valid for this many days."),
+) -> None:
+    """Issue an API token for scripts (``Authorization: Bearer``): it acts as the user, with the
+    user's role, and ends with the user's sessions (password change, disable)."""
+    from datetime import timedelta
+
+    from hub.db import session_scope
+    from hub.storage import users as store
+    from hub.storage.ui_queries import add_audit
+    from hub.timeutil import utcnow
+    from hub.ui.security import new_token
+
+    value, digest = new_token()
+    with session_scope(_engine()) as s:
+        user = store.get_by_login(s, login.strip().lower())
+        if user is None or not user.enabled:
+            raise _fail(f"no enabled user {login}")
+        expires = utcnow() + timedelta(days=days)
+        store.open_session(
+            s, user=user, token_hash=digest, csrf_token=new_token()[0], expires_at=expires,
+            ip="api-token",
+        )  # fmt: skip
+        who = user.login
+        add_audit(
+            s, actor="cli", action="user.token", object_type="user", object_id=who,
+            details={"expires_at": expires.isoformat()},
+        )  # fmt: skip
+    typer.echo(value)
+    typer.echo(f"API token of {who} until {expires:%Y-%m-%d}; shown once.", err=True)

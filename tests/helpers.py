@@ -22,3 +22,25 @@ def count(engine: Engine, model: type[SQLModel], *where: object) -> int:
 def drain(engine: Engine) -> int:
     """Run every due job with a real worker until the queue is idle."""
     return Worker(engine, settings=get_settings()).run_until_idle()
+
+
+def api_headers(engine: Engine, role: str = "admin") -> dict[str, str]:
+    """A bearer token for the JSON API, as `clienthub users token` issues (a user per role)."""
+    import secrets
+    from datetime import timedelta
+
+    from hub.storage import users as users_store
+    from hub.timeutil import utcnow
+    from hub.ui.security import hash_password, new_token
+
+    value, digest = new_token()
+    login = f"api-{role}"
+    with session_scope(engine) as s:
+        user = users_store.get_by_login(s, login) or users_store.create(
+            s, login=login, role=role, password_hash=hash_password(secrets.token_urlsafe(12))
+        )
+        users_store.open_session(
+            s, user=user, token_hash=digest, csrf_token=secrets.token_urlsafe(16),
+            expires_at=utcnow() + timedelta(hours=1), ip="api-token",
+        )  # fmt: skip
+    return {"Authorization": f"Bearer {value}"}

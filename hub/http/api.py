@@ -6,14 +6,20 @@ import base64
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from sqlalchemy import select
 
 from hub.db import session_scope
+from hub.http.params import MAX_ID, IdPath
 from hub.models import Appeal, Job, RawEvent, RejectedRequest
 from hub.storage import appeals as appeals_store
+from hub.ui.security import require
 
 router = APIRouter(prefix="/api")
+# The API carries personal data (invariant 7): a UI session or a bearer token, and the role's
+# permission, exactly as the pages that show the same rows.
+READ_APPEALS = [Depends(require("appeals.read"))]
+READ_QUEUE = [Depends(require("queue.read"))]
 
 
 def appeal_json(a: Appeal, *, full: bool = False) -> dict[str, Any]:
@@ -67,7 +73,7 @@ def appeal_json(a: Appeal, *, full: bool = False) -> dict[str, Any]:
     return data
 
 
-@router.get("/appeals")
+@router.get("/appeals", dependencies=READ_APPEALS)
 def list_appeals(
     request: Request,
     channel: str | None = None,
@@ -78,7 +84,7 @@ def list_appeals(
     since: datetime | None = None,
     until: datetime | None = None,
     before_id: int | None = Query(
-        None, description="keyset cursor: the last id of the previous page"
+        None, ge=1, le=MAX_ID, description="keyset cursor: the last id of the previous page"
     ),
     limit: int = Query(50, ge=1, le=500),
 ) -> dict[str, Any]:
@@ -89,8 +95,8 @@ def list_appeals(
     return {"items": items, "next_before_id": rows[-1].id if len(rows) == limit else None}
 
 
-@router.get("/appeals/{appeal_id}")
-def get_appeal(request: Request, appeal_id: int) -> dict[str, Any]:
+@router.get("/appeals/{appeal_id}", dependencies=READ_APPEALS)
+def get_appeal(request: Request, appeal_id: IdPath) -> dict[str, Any]:
     with session_scope(request.app.state.engine, read_only=True) as s:
         appeal = appeals_store.get(s, appeal_id)
         if appeal is None:
@@ -118,9 +124,12 @@ def _body_text(body: bytes) -> str:
         return "base64:" + base64.b64encode(body).decode()
 
 
-@router.get("/jobs")
+@router.get("/jobs", dependencies=READ_QUEUE)
 def list_jobs(
-    request: Request, state: str | None = None, kind: str | None = None, limit: int = 100
+    request: Request,
+    state: str | None = None,
+    kind: str | None = None,
+    limit: int = Query(100, ge=1, le=1000),
 ) -> list[dict[str, Any]]:
     q = select(Job).order_by(Job.id.desc()).limit(min(limit, 1000))
     if state:
@@ -144,8 +153,8 @@ def list_jobs(
     ]
 
 
-@router.get("/rejected")
-def list_rejected(request: Request, limit: int = 100) -> list[dict[str, Any]]:
+@router.get("/rejected", dependencies=READ_QUEUE)
+def list_rejected(request: Request, limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
     q = select(RejectedRequest).order_by(RejectedRequest.id.desc()).limit(min(limit, 1000))
     with session_scope(request.app.state.engine, read_only=True) as s:
         rows = s.execute(q).scalars().all()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily
@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from hub.db import session_scope
+from hub.http.params import invalid
 from hub.routing import service as routing
 from hub.storage import reaction as store
 from hub.storage import rulesets
@@ -122,9 +123,9 @@ def _period(since: str | None, until: str | None) -> tuple[datetime, datetime]:
     end = _moment(until, end=True) if until else utcnow()
     start = _moment(since, end=False) if since else end - timedelta(days=DEFAULT_DAYS)
     if start >= end:
-        raise HTTPException(422, "since must be before until")
+        raise invalid("since", "since must be before until")
     if end - start > timedelta(days=MAX_DAYS):
-        raise HTTPException(422, f"a period of at most {MAX_DAYS} days")
+        raise invalid("since", f"a period of at most {MAX_DAYS} days")
     return start, end
 
 
@@ -136,12 +137,12 @@ def _moment(text: str, *, end: bool) -> datetime:
             return datetime.combine(day, time(0), tzinfo=store.WEEK_ZONE).astimezone(UTC)
         return as_utc(datetime.fromisoformat(text))
     except ValueError:
-        raise HTTPException(422, f"not a date: {text!r}") from None
+        raise invalid("until" if end else "since", f"not a date: {text!r}") from None
 
 
 def _by(value: str) -> str:
     if value not in store.DIMENSIONS:
-        raise HTTPException(422, f"by: one of {', '.join(store.DIMENSIONS)}")
+        raise invalid("by", f"one of {', '.join(store.DIMENSIONS)}")
     return value
 
 

@@ -39,6 +39,8 @@ class Job(SQLModel, table=True):
             postgresql_where=text("state = 'running'"),
         ),
         Index("ix_jobs_state", "state", "id"),
+        # An appeal's page lists its jobs (delivery history): without it, a scan of the queue.
+        Index("ix_jobs_appeal", "appeal_id", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from hub.ui.security import CsrfFailed, Forbidden, LoginRequired, current_user
@@ -43,7 +43,18 @@ def _root() -> Response:
     return RedirectResponse("/ui/", status_code=303)
 
 
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
 def _login_required(request: Request, _exc: LoginRequired) -> Response:
+    if _is_api(request):
+        return JSONResponse(
+            {"detail": "login required: a session cookie or `Authorization: Bearer <token>` "
+             "(create one with `clienthub users token LOGIN`)"},
+            status_code=401,
+            headers={"WWW-Authenticate": 'Bearer realm="clienthub"'},
+        )  # fmt: skip
     target = "/ui/login?next=" + request.url.path
     if is_htmx(request):  # htmx would swap the login page into a fragment: reload instead
         return Response(status_code=401, headers={"HX-Redirect": target})
@@ -53,6 +64,8 @@ def _login_required(request: Request, _exc: LoginRequired) -> Response:
 
 
 def _forbidden(request: Request, exc: Forbidden) -> Response:
+    if _is_api(request):
+        return JSONResponse({"detail": f"forbidden: needs {exc.permission}"}, status_code=403)
     current_user(request)
     return render(request, "pages/forbidden.html", status_code=403, permission=exc.permission)
 

@@ -14,6 +14,7 @@ from ruamel.yaml.comments import CommentedMap
 
 from hub import pipeline
 from hub.db import session_scope
+from hub.http.params import IdPath
 from hub.storage import appeals as appeals_store
 from hub.storage import rulesets
 from hub.storage import ui_queries as q
@@ -94,7 +95,7 @@ def _raw_view(raw: Any) -> dict[str, Any] | None:
 
 @router.get("/{appeal_id}")
 def appeal_page(
-    request: Request, appeal_id: int, viewer: SessionUser = Depends(require("appeals.read"))
+    request: Request, appeal_id: IdPath, viewer: SessionUser = Depends(require("appeals.read"))
 ) -> Response:
     engine = request.app.state.engine
     with session_scope(engine, read_only=True) as s:
@@ -126,7 +127,7 @@ def _snapshot(a: Any) -> dict[str, Any]:
 
 @router.post("/{appeal_id}/reroute")
 def reroute(
-    request: Request, appeal_id: int, viewer: SessionUser = Depends(require("appeals.reroute"))
+    request: Request, appeal_id: IdPath, viewer: SessionUser = Depends(require("appeals.reroute"))
 ) -> Response:
     """Route again with the rules in force now; delivery is queued if it has not happened."""
     with session_scope(request.app.state.engine) as s:
@@ -156,7 +157,7 @@ def _blacklist_entries(appeal: Any) -> dict[str, str]:
 @router.post("/{appeal_id}/blacklist")
 def blacklist(
     request: Request,
-    appeal_id: int,
+    appeal_id: IdPath,
     publish_now: bool = Form(False),
     viewer: SessionUser = Depends(require("appeals.blacklist")),
 ) -> Response:

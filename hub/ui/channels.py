@@ -11,6 +11,7 @@ from fastapi.responses import Response
 
 from hub import crypto
 from hub.db import session_scope
+from hub.http.params import IdPath
 from hub.models import ChannelSource
 from hub.storage import poller_cursors, unsupported_events
 from hub.storage import sources as sources_store
@@ -73,7 +74,7 @@ def channels_page(
 
 @router.post("/{source_id}/test")
 def test_source(
-    request: Request, source_id: int, viewer: SessionUser = Depends(require("channels.test"))
+    request: Request, source_id: IdPath, viewer: SessionUser = Depends(require("channels.test"))
 ) -> Response:
     with session_scope(request.app.state.engine, read_only=True) as s:
         row = s.get(ChannelSource, source_id)

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
 from hub.db import session_scope
+from hub.http.params import IdPath, IdQuery
 from hub.routing.compile import RulesInvalid
 from hub.routing.types import AppealInput, AuthorInput
 from hub.storage import rulesets
@@ -64,7 +65,7 @@ def create_draft(
 
 @router.get("/diff")
 def diff(
-    request: Request, a: int, b: int, viewer: SessionUser = Depends(require("rules.read"))
+    request: Request, a: IdQuery, b: IdQuery, viewer: SessionUser = Depends(require("rules.read"))
 ) -> Response:
     with session_scope(_engine(request), read_only=True) as s:
         old = rulesets.get_version(session=s, version_id=a)
@@ -82,7 +83,7 @@ def diff(
 @router.get("/versions/{version_id}")
 def version_files(
     request: Request,
-    version_id: int,
+    version_id: IdPath,
     file: str | None = None,
     viewer: SessionUser = Depends(require("rules.read")),
 ) -> Response:
@@ -100,7 +101,7 @@ def version_files(
 @router.post("/versions/{version_id}/restore")
 def restore(
     request: Request,
-    version_id: int,
+    version_id: IdPath,
     publish_now: bool = Form(False),
     comment: str = Form(""),
     viewer: SessionUser = Depends(require("rules.write")),

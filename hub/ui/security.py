@@ -119,6 +119,10 @@ def current_user(request: Request) -> SessionUser | None:
         return request.state.viewer  # type: ignore[no-any-return]
     viewer = None
     token = request.cookies.get(SESSION_COOKIE)
+    bearer = bearer_token(request)
+    if bearer and not token:  # API clients: a token from `clienthub users token`
+        token = bearer
+        request.state.bearer = True
     if token:
         with session_scope(request.app.state.engine, read_only=True) as s:
             viewer = users_store.find_session(s, token_hash(token))
@@ -134,8 +138,15 @@ def can(viewer: SessionUser | None, permission: str) -> bool:
     return viewer is not None and viewer.role in PERMISSIONS[permission]
 
 
+def bearer_token(request: Request) -> str | None:
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return value.strip() or None if scheme.lower() == "bearer" else None
+
+
 async def _check_csrf(request: Request, viewer: SessionUser) -> None:
-    if request.method in ("GET", "HEAD", "OPTIONS"):
+    # A browser never attaches an Authorization header on its own, so a bearer request cannot be
+    # forged cross-site: only cookie sessions need the token.
+    if request.method in ("GET", "HEAD", "OPTIONS") or getattr(request.state, "bearer", False):
         return
     given = request.headers.get(CSRF_HEADER)
     if not given:

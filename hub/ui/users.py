@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
 from hub.db import session_scope
+from hub.http.params import IdPath, invalid
 from hub.models import Role
 from hub.storage import users as users_store
 from hub.storage.ui_queries import add_audit
@@ -71,14 +72,14 @@ def _enabled_admins(s) -> int:  # type: ignore[no-untyped-def]
 @router.post("/{user_id}")
 def change_user(
     request: Request,
-    user_id: int,
+    user_id: IdPath,
     role: str = Form(...),
     enabled: bool = Form(False),
     password: str = Form(""),
     viewer: SessionUser = Depends(require("users.manage")),
 ) -> Response:
     if role not in Role.__members__:
-        raise HTTPException(422, "нет такой роли")
+        raise invalid("role", "нет такой роли", where="body")
     with session_scope(request.app.state.engine) as s:
         user = users_store.get(s, user_id)
         if user is None:

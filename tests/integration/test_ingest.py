@@ -11,7 +11,7 @@ from sqlalchemy import select
 from hub.db import session_scope
 from hub.models import Appeal, Job, RawEvent, RejectedRequest
 from hub.storage import sources as sources_store
-from tests.helpers import count, drain
+from tests.helpers import api_headers, count, drain
 
 FORM = "name=Иван&phone=89161234567&message=Здравствуйте"
 URLENC = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -35,7 +35,9 @@ def test_form_post_is_stored_parsed_and_traced(live_server, engine):
     assert appeal.state in {"routed", "filtered"}
     assert appeal.trace, "every appeal carries its routing trace"
 
-    api = httpx.get(f"{live_server.url}/api/appeals/{appeal.id}").json()
+    api = httpx.get(
+        f"{live_server.url}/api/appeals/{appeal.id}", headers=api_headers(engine)
+    ).json()
     assert api["raw_event"]["body"] == FORM
     assert api["trace"] == appeal.trace
 

@@ -153,7 +153,8 @@ def test_overdue_gauge_in_metrics(server: tuple[str, dict[str, str]]) -> None:
 def test_login_and_parameters_are_checked(server: tuple[str, dict[str, str]]) -> None:
     url, cookies = server
     anonymous = httpx.get(f"{url}/api/reaction", follow_redirects=False)
-    assert anonymous.status_code == 303 and "/ui/login" in anonymous.headers["location"]
+    assert anonymous.status_code == 401  # an API: a JSON answer, not a redirect to the form
+    assert anonymous.headers["www-authenticate"].startswith("Bearer")
     assert httpx.get(f"{url}/api/reaction?by=colour", cookies=cookies).status_code == 422
     bad = httpx.get(f"{url}/api/reaction?since=2026-01-01&until=2025-01-01", cookies=cookies)
     assert bad.status_code == 422

@@ -12,9 +12,8 @@ from hub.storage import users as users_store
 from hub.ui.security import PERMISSIONS
 from tests.conftest import LiveServer
 from tests.helpers import count
+from tests.ui.fixtures import *  # noqa: F403 - the database and server fixtures
 from tests.ui.helpers import ROLES, add_appeal, login, password
-
-pytest_plugins = ["tests.ui.fixtures"]
 
 PAGES = {
     "/ui/dashboard": "dashboard.read",

@@ -20,9 +20,8 @@ from hub.rules_io import read_dir
 from hub.ui import dir_csv
 from tests.conftest import LiveServer
 from tests.helpers import count
+from tests.ui.fixtures import *  # noqa: F403 - the database and server fixtures
 from tests.ui.helpers import NOON, SAMPLE, add_appeal, login
-
-pytest_plugins = ["tests.ui.fixtures"]
 
 FILES = read_dir(SAMPLE)
 

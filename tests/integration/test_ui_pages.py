@@ -21,9 +21,8 @@ from hub.timeutil import utcnow
 from hub.ui.labels import crm_link
 from tests.conftest import LiveServer
 from tests.helpers import count
+from tests.ui.fixtures import *  # noqa: F403 - the database and server fixtures
 from tests.ui.helpers import add_appeal, login
-
-pytest_plugins = ["tests.ui.fixtures"]
 
 
 class TestAppealList:

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 
 from hub.db import session_scope
 from hub.models import Job
+from tests.helpers import api_headers
 from tests.pg import TempCluster
 from tests.reliability.cluster import Cluster, wait_until
 from tests.reliability.traffic import VK_GROUP, VK_SECRET, VK_SOURCE, Event, audit, send_all
@@ -210,7 +211,9 @@ class Scenarios:
         return row
 
     def dead_letters(self) -> list[dict[str, Any]]:
-        r = httpx.get(f"{self._live_urls()[0]}/api/jobs", params={"state": "dead"}, timeout=10)
+        url = f"{self._live_urls()[0]}/api/jobs"
+        auth = api_headers(self.engine, "operator")
+        r = httpx.get(url, params={"state": "dead"}, headers=auth, timeout=10)
         r.raise_for_status()
         data = r.json()
         return list(data.get("jobs", data) if isinstance(data, dict) else data)

@@ -41,8 +41,6 @@ PUBLIC: dict[str, str] = {
     "portal's signed placement request or our own encrypted form token",
     r"^/sandbox": "the built-in sandbox portal (only when no real portal is configured)",
     r"^/docs|^/redoc|^/openapi.json": "the API description",
-    # KNOWN GAP, reported: the JSON API carries personal data and has no authentication yet.
-    r"^/api/": "UNAUTHENTICATED JSON API: must move behind a token or the session (issue 11)",
 }
 
 
