@@ -1,17 +1,22 @@
-"""First-start defaults, so that a fresh install shows real work with nothing configured."""
+"""First-start defaults, so that a fresh install shows real work with nothing configured: the
+site form source, the sample rule directory, and (outside production) a first admin user."""
 
 from __future__ import annotations
 
 import logging
+import secrets
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from hub.db import session_scope
 from hub.rules_io import read_dir
 from hub.settings import Settings
 from hub.storage import rulesets
 from hub.storage import sources as sources_store
+from hub.storage import users as users_store
 
 log = logging.getLogger("clienthub.bootstrap")
 
@@ -42,3 +47,65 @@ def ensure_defaults(engine: Engine, settings: Settings) -> None:
         )
         rulesets.publish(session=s, published_by="system", version_id=version.id)
         log.info("published rule directory %s as version %s", rules_dir, version.id)
+
+
+FIRST_ADMIN_LOGIN = "admin"
+_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: read off a terminal and typed
+
+
+@dataclass(frozen=True)
+class FirstAdmin:
+    """What the start-up banner can say about UI users. ``password`` is set only when this
+    process generated it: it is shown once, since the database keeps only its argon2 hash."""
+
+    created: bool = False
+    password: str | None = None
+    from_env: bool = False  # the password came from CLIENTHUB_FIRST_ADMIN_PASSWORD
+    raced: bool = False  # another process created the admin at the same moment
+    users: int = 0  # users there were before this start
+
+
+class FirstAdminError(ValueError):
+    """CLIENTHUB_FIRST_ADMIN_PASSWORD is unusable: refuse to start rather than guess."""
+
+
+def new_password() -> str:
+    """Four groups of five: about 99 bits, easy to copy from a terminal and to type."""
+    chars = "".join(secrets.choice(_ALPHABET) for _ in range(20))
+    return "-".join(chars[i : i + 5] for i in range(0, 20, 5))
+
+
+def ensure_first_admin(engine: Engine, settings: Settings) -> FirstAdmin:
+    """First start with no UI users and ``CLIENTHUB_FIRST_ADMIN=auto``: create ``admin`` so that
+    a newcomer can log in at once. Several web processes may start together on PostgreSQL: the
+    unique login decides, the losers report ``raced`` and create nothing."""
+    from hub.storage.ui_queries import add_audit
+    from hub.ui.security import hash_password
+    from hub.ui.users import password_problem
+
+    with session_scope(engine, read_only=True) as s:
+        existing = users_store.count(s)
+    if existing or settings.first_admin != "auto":
+        return FirstAdmin(users=existing)
+    given = settings.first_admin_password.get_secret_value()
+    if given and (problem := password_problem(given)):
+        raise FirstAdminError(f"CLIENTHUB_FIRST_ADMIN_PASSWORD: {problem}")
+    password = given or new_password()
+    digest = hash_password(password)  # before the write transaction: argon2 takes a while
+    try:
+        with session_scope(engine) as s:
+            users_store.create(
+                s, login=FIRST_ADMIN_LOGIN, name="Администратор", role="admin",
+                password_hash=digest,
+            )  # fmt: skip
+            add_audit(
+                s, actor="system", action="user.add", object_type="user",
+                object_id=FIRST_ADMIN_LOGIN,
+                details={"after": {"login": FIRST_ADMIN_LOGIN, "role": "admin"},
+                         "reason": "first start", "password_from_env": bool(given)},
+            )  # fmt: skip
+    except (IntegrityError, users_store.UserExists):
+        log.info("the first admin was created by another process")
+        return FirstAdmin(raced=True)
+    log.info("created the first admin user %s", FIRST_ADMIN_LOGIN)
+    return FirstAdmin(created=True, password=None if given else password, from_env=bool(given))

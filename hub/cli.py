@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -20,6 +20,12 @@ from hub.cli_sandbox import b24_app, sandbox_command
 from hub.cli_telephony import blacklist_app, calls_command
 from hub.cli_users import users_app
 from hub.settings import get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from hub.bootstrap import FirstAdmin
+    from hub.settings import Settings
 
 app = typer.Typer(
     help="ClientHub: every customer appeal stored, routed and delivered into Bitrix24.",
@@ -83,6 +89,75 @@ def _prepare() -> Any:
     return engine
 
 
+def _first_admin(engine: Engine, settings: Settings) -> FirstAdmin:
+    """The first admin of a fresh install (hub/bootstrap.py); an unusable configured password
+    stops the start with its reason instead of a traceback."""
+    from hub.bootstrap import FirstAdminError, ensure_first_admin
+
+    try:
+        return ensure_first_admin(engine, settings)
+    except FirstAdminError as exc:
+        raise fail(str(exc)) from None
+
+
+def _credentials(first: FirstAdmin) -> list[str]:
+    """What the banner says about logging in. A stored password cannot be shown (only its hash
+    is kept), so later starts say how to create or reset users instead."""
+    from hub.bootstrap import FIRST_ADMIN_LOGIN as admin
+
+    label = "  вход / login:       "
+    pad = " " * len(label)
+    change = f"сменить / change: clienthub users passwd {admin}"
+    if first.created and first.password:
+        return [
+            f"{label}{admin}   пароль / password: {first.password}",
+            f"{pad}пароль показан только сейчас / shown only now; {change}",
+        ]
+    if first.created:
+        return [f"{label}{admin}, пароль из CLIENTHUB_FIRST_ADMIN_PASSWORD; {change}"]
+    if first.raced:
+        return [f"{label}{admin} создал другой процесс (пароль в его выводе); {change}"]
+    if first.users:
+        return [
+            f"{label}пользователи уже есть / users exist: clienthub users list",
+            f"{pad}новый / new: clienthub users add ЛОГИН --role admin; "
+            "забыт пароль / reset: clienthub users passwd ЛОГИН",
+        ]
+    return [
+        f"{label}пользователей нет (CLIENTHUB_FIRST_ADMIN=off); "
+        f"создайте / create: clienthub users add {admin}"
+    ]
+
+
+def banner(settings: Settings, host: str, port: int, first: FirstAdmin) -> str:
+    """The start-up banner on stderr: where everything is, and what to do next."""
+    from hub.bitrix24.factory import SANDBOX_MOUNT, portal_mode, sandbox_url
+
+    shown = host if host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+    base = settings.public_url.rstrip("/") or f"http://{shown}:{port}"
+    mode = portal_mode(settings)
+    if mode == "sandbox":
+        where = sandbox_url(settings) if settings.sandbox_url else f"{base}{SANDBOX_MOUNT}"
+        portal = f"песочница / sandbox {where}, в интерфейсе {base}/ui/sandbox"
+    elif mode == "none":
+        portal = "не подключён / not connected: CLIENTHUB_B24_WEBHOOK_URL, docs/bitrix24_app.md"
+    else:
+        portal = f"портал / portal ({mode}): clienthub bitrix24 status"
+    return "\n".join(
+        [
+            f"ClientHub запущен / is running: {base}",
+            f"  интерфейс / UI:     {base}/ui/",
+            *_credentials(first),
+            f"  Битрикс24:          {portal}",
+            f"  вебхуки / webhooks: POST {base}/hooks/{{channel}}/{{source}}",
+            f"  API:                {base}/api/appeals   (clienthub appeals list)",
+            f"  здоровье / health:  {base}/readyz, {base}/metrics",
+            f"  база / database:    {_safe_url(settings.database_url)}",
+            "Дальше / next: во втором терминале / in a second terminal: clienthub demo",
+        ]
+    )
+
+
 def _serve(app_obj: Any, host: str, port: int) -> None:
     import uvicorn
 
@@ -107,6 +182,7 @@ def run(
     _override(host, port)
     settings = get_settings()
     engine = _prepare()
+    first = _first_admin(engine, settings)
     host = host or settings.host
     port = port or settings.port
     workers = [Worker(engine, settings=settings) for _ in range(threads or settings.worker_threads)]
@@ -118,14 +194,7 @@ def run(
         t.start()
     if settings.scheduler_enabled:
         scheduler.start()
-    typer.echo(
-        f"ClientHub is running at http://{host}:{port}\n"
-        f"  webhooks: POST http://{host}:{port}/hooks/{{channel}}/{{source}}\n"
-        f"  appeals:  http://{host}:{port}/api/appeals   (or: clienthub appeals list)\n"
-        f"  health:   http://{host}:{port}/readyz, metrics at /metrics\n"
-        f"  database: {_safe_url(settings.database_url)}",
-        err=True,
-    )
+    typer.echo(banner(settings, host, port, first), err=True)
     from hub.bitrix24 import app_setup
 
     app_setup.start_sandbox_self_install(settings, engine)  # no-op unless in sandbox mode
@@ -151,7 +220,10 @@ def web(
     _override(host, port)
     settings = get_settings()
     engine = _prepare()
-    _serve(create_app(settings, engine), host or settings.host, port or settings.port)
+    first = _first_admin(engine, settings)
+    host, port = host or settings.host, port or settings.port
+    typer.echo(banner(settings, host, port, first), err=True)
+    _serve(create_app(settings, engine), host, port)
 
 
 @app.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -64,6 +65,20 @@ class Settings(BaseSettings):
         True  # mount the sandbox portal in `clienthub run` when no portal is set
     )
     sandbox_db: Path = Path("./clienthub-sandbox.db")
+
+    # The first admin UI user (hub/bootstrap.py ensure_first_admin).
+    first_admin: Literal["auto", "off"] = Field(
+        default="auto",
+        description="auto: on a start with no UI users, `clienthub run`/`web` create `admin` with "
+        "a random password printed once in the start-up banner (stderr, so also in the process's "
+        "log); off (production): nobody is created, make users with `clienthub users add`.",
+    )
+    first_admin_password: SecretStr = Field(
+        default=SecretStr(""),
+        description="The first admin's password instead of a random one (compose, CI); at least "
+        "10 characters. Used only when `admin` is created; change it later with "
+        "`clienthub users passwd admin`.",
+    )
 
     initial_sources: list[str] = Field(default_factory=lambda: ["form/site"])
     # Published on first start when the database holds no rule version yet ("" to skip).

@@ -24,12 +24,13 @@ def install_ui(app: FastAPI) -> None:
         directory_files,
         queue,
         rules,
+        sandbox,
         users,
     )
 
     # directory_files before directory: its /files page would match directory's /{section}.
     modules = (auth, dashboard, appeals, rules, directory_files, directory, queue, channels, audit)
-    for module in (*modules, users):
+    for module in (*modules, sandbox, users):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     app.add_api_route("/", _root, include_in_schema=False)

@@ -49,6 +49,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "channels.test": frozenset({_A, _O}),
     "audit.read": frozenset({_A, _R}),
     "users.manage": frozenset({_A}),
+    "sandbox.read": frozenset({_A, _R, _O}),
+    "sandbox.reply": frozenset({_A, _O}),
 }
 
 _hasher = PasswordHasher()

@@ -130,6 +130,89 @@ def _message(store: SandboxStore, message_id: int) -> dict[str, Any]:
     return dict(row)
 
 
+def operator_message(portal: Portal, body: dict[str, Any]) -> dict[str, Any]:
+    """An operator writes in the chat: stored, then ``OnImConnectorMessageAdd`` is fired. The
+    admin UI's sandbox page calls this too, so its replies take the portal's own path."""
+    store = portal.store
+    chat = _chat(store, int(body["chat_id"]))
+    user_id = int(body.get("user_id", 1))
+    text = _signature(store, chat["connector"], user_id) + str(body.get("text") or "")
+    files = []
+    for f in body.get("files") or []:
+        data = str(f.get("content") or "").encode()
+        sign = secrets.token_hex(8)
+        with store.tx() as c:
+            cur = c.execute(
+                "INSERT INTO ol_files (name, sign, data) VALUES (?, ?, ?)",
+                (str(f["name"]), sign, data),
+            )
+            query = urlencode({"FILE_ID": cur.lastrowid, "SIGN": sign})
+        app_row = _app_row(store, None)
+        link = f"{app_row['base_url']}/pub/im.file.php?{query}"
+        files.append({"name": str(f["name"]), "link": link, "type": "file", "size": len(data)})
+    with store.tx() as c:
+        cur = c.execute(
+            "INSERT INTO ol_messages (chat_id, direction, author_id, text, files, status, at) "
+            "VALUES (?, 'out', ?, ?, ?, 'sent', ?)",
+            (
+                chat["chat_id"],
+                user_id,
+                text,
+                json.dumps(files, ensure_ascii=False),
+                time.time(),
+            ),
+        )
+        message_id = int(cur.lastrowid or 0)
+    message: dict[str, Any] = {"user_id": user_id, "text": text}
+    if files:
+        message["files"] = files
+    data = {
+        "CONNECTOR": chat["connector"],
+        "LINE": chat["line"],
+        "MESSAGES": [
+            {
+                "im": {"chat_id": chat["chat_id"], "message_id": message_id},
+                "message": message,
+                "chat": {"id": chat["ext_chat_id"]},
+            }
+        ],
+    }
+    deliveries = fire(portal, "ONIMCONNECTORMESSAGEADD", data, user_id=user_id)
+    return {"message_id": message_id, "deliveries": deliveries}
+
+
+def open_placement(portal: Portal, body: dict[str, Any]) -> dict[str, Any]:
+    """A user opens a widget: the portal POSTs its context to the app's handler."""
+    store = portal.store
+    app_row = _app_row(store, body.get("client_id"))
+    placement = str(body["placement"]).upper()
+    with store.lock:
+        row = store.conn.execute(
+            "SELECT handler FROM ol_placements WHERE client_id = ? AND placement = ? "
+            "ORDER BY id DESC LIMIT 1",
+            (app_row["client_id"], placement),
+        ).fetchone()
+    if row is None:
+        raise HTTPException(404, f"no handler bound to {placement}")
+    auth = _auth(portal, app_row, int(body.get("user_id", 1)))
+    query = {"DOMAIN": auth["domain"], "PROTOCOL": 0, "LANG": "ru", "APP_SID": "sid"}
+    form = {
+        "AUTH_ID": auth["access_token"],
+        "AUTH_EXPIRES": auth["expires_in"],
+        "REFRESH_ID": portal.issue_tokens(app_row["client_id"], 1)["refresh_token"],
+        "SERVER_ENDPOINT": auth["server_endpoint"],
+        "APPLICATION_TOKEN": app_row["application_token"],
+        "APPLICATION_SCOPE": auth["scope"],
+        "member_id": auth["member_id"],
+        "status": "L",
+        "PLACEMENT": placement,
+        "PLACEMENT_OPTIONS": json.dumps(body.get("options") or {}),
+    }
+    sep = "&" if "?" in row["handler"] else "?"
+    r = httpx.post(f"{row['handler']}{sep}{urlencode(query)}", data=form, timeout=30)
+    return {"status": r.status_code, "html": r.text}
+
+
 def add_routes(app: FastAPI, portal: Portal) -> None:
     store = portal.store
 
@@ -160,53 +243,9 @@ def add_routes(app: FastAPI, portal: Portal) -> None:
         return _post(store, "ONAPPINSTALL", str(body["install_url"]), phpquery.encode(payload))
 
     @app.post("/_sandbox/openlines/operator-message")
-    def operator_message(body: dict[str, Any] = Body(...)) -> dict[str, Any]:
+    def operator_message_route(body: dict[str, Any] = Body(...)) -> dict[str, Any]:
         """An operator writes in the chat: stored, then ``OnImConnectorMessageAdd`` is fired."""
-        chat = _chat(store, int(body["chat_id"]))
-        user_id = int(body.get("user_id", 1))
-        text = _signature(store, chat["connector"], user_id) + str(body.get("text") or "")
-        files = []
-        for f in body.get("files") or []:
-            data = str(f.get("content") or "").encode()
-            sign = secrets.token_hex(8)
-            with store.tx() as c:
-                cur = c.execute(
-                    "INSERT INTO ol_files (name, sign, data) VALUES (?, ?, ?)",
-                    (str(f["name"]), sign, data),
-                )
-                query = urlencode({"FILE_ID": cur.lastrowid, "SIGN": sign})
-            app_row = _app_row(store, None)
-            link = f"{app_row['base_url']}/pub/im.file.php?{query}"
-            files.append({"name": str(f["name"]), "link": link, "type": "file", "size": len(data)})
-        with store.tx() as c:
-            cur = c.execute(
-                "INSERT INTO ol_messages (chat_id, direction, author_id, text, files, status, at) "
-                "VALUES (?, 'out', ?, ?, ?, 'sent', ?)",
-                (
-                    chat["chat_id"],
-                    user_id,
-                    text,
-                    json.dumps(files, ensure_ascii=False),
-                    time.time(),
-                ),
-            )
-            message_id = int(cur.lastrowid or 0)
-        message: dict[str, Any] = {"user_id": user_id, "text": text}
-        if files:
-            message["files"] = files
-        data = {
-            "CONNECTOR": chat["connector"],
-            "LINE": chat["line"],
-            "MESSAGES": [
-                {
-                    "im": {"chat_id": chat["chat_id"], "message_id": message_id},
-                    "message": message,
-                    "chat": {"id": chat["ext_chat_id"]},
-                }
-            ],
-        }
-        deliveries = fire(portal, "ONIMCONNECTORMESSAGEADD", data, user_id=user_id)
-        return {"message_id": message_id, "deliveries": deliveries}
+        return operator_message(portal, body)
 
     @app.post("/_sandbox/openlines/messages/{message_id}/{action}")
     def change_message(
@@ -256,35 +295,9 @@ def add_routes(app: FastAPI, portal: Portal) -> None:
         return _post(store, row["event"], row["handler"], row["body"])
 
     @app.post("/_sandbox/placements/open")
-    def open_placement(body: dict[str, Any] = Body(...)) -> dict[str, Any]:
+    def open_placement_route(body: dict[str, Any] = Body(...)) -> dict[str, Any]:
         """A user opens a widget: the portal POSTs its context to the app's handler."""
-        app_row = _app_row(store, body.get("client_id"))
-        placement = str(body["placement"]).upper()
-        with store.lock:
-            row = store.conn.execute(
-                "SELECT handler FROM ol_placements WHERE client_id = ? AND placement = ? "
-                "ORDER BY id DESC LIMIT 1",
-                (app_row["client_id"], placement),
-            ).fetchone()
-        if row is None:
-            raise HTTPException(404, f"no handler bound to {placement}")
-        auth = _auth(portal, app_row, int(body.get("user_id", 1)))
-        query = {"DOMAIN": auth["domain"], "PROTOCOL": 0, "LANG": "ru", "APP_SID": "sid"}
-        form = {
-            "AUTH_ID": auth["access_token"],
-            "AUTH_EXPIRES": auth["expires_in"],
-            "REFRESH_ID": portal.issue_tokens(app_row["client_id"], 1)["refresh_token"],
-            "SERVER_ENDPOINT": auth["server_endpoint"],
-            "APPLICATION_TOKEN": app_row["application_token"],
-            "APPLICATION_SCOPE": auth["scope"],
-            "member_id": auth["member_id"],
-            "status": "L",
-            "PLACEMENT": placement,
-            "PLACEMENT_OPTIONS": json.dumps(body.get("options") or {}),
-        }
-        sep = "&" if "?" in row["handler"] else "?"
-        r = httpx.post(f"{row['handler']}{sep}{urlencode(query)}", data=form, timeout=30)
-        return {"status": r.status_code, "html": r.text}
+        return open_placement(portal, body)
 
     @app.get("/_sandbox/openlines/chats")
     def chats() -> dict[str, Any]:
