@@ -67,4 +67,16 @@ def crm_link(settings: Settings, entity: str | None, entity_id: int | None) -> s
     base = portal_url(settings)
     if not base or not entity_id:
         return None
+    if _mounted_sandbox(settings):
+        # The built-in portal has no CRM pages of its own: its items are shown by /ui/sandbox.
+        return f"/ui/sandbox/deals/{entity_id}"
     return f"{base}/crm/{entity or 'deal'}/details/{entity_id}/"
+
+
+def _mounted_sandbox(settings: Settings) -> bool:
+    return (
+        not settings.b24_webhook_url.get_secret_value()
+        and not settings.b24_portal_domain
+        and settings.sandbox_enabled
+        and not settings.sandbox_url
+    )

@@ -72,6 +72,8 @@ class TestAppealList:
         settings = Settings(b24_webhook_url="https://shop.bitrix24.ru/rest/1/abc/")
         assert crm_link(settings, "lead", 7) == "https://shop.bitrix24.ru/crm/lead/details/7/"
         assert crm_link(Settings(sandbox_enabled=False), "deal", 7) is None
+        # The mounted sandbox has no CRM pages: its deals are shown by the admin UI.
+        assert crm_link(Settings(sandbox_enabled=True), "deal", 7) == "/ui/sandbox/deals/7"
 
 
 class TestQueue:

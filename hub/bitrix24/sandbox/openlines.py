@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS ol_messages (
   message_id INTEGER PRIMARY KEY AUTOINCREMENT, chat_id INTEGER NOT NULL, direction TEXT NOT NULL,
   author_id INTEGER, ext_message_id TEXT, text TEXT NOT NULL, files TEXT NOT NULL,
   system INTEGER NOT NULL DEFAULT 0, status TEXT NOT NULL, delivered TEXT, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS ix_ol_messages_chat ON ol_messages (chat_id, message_id);
 CREATE TABLE IF NOT EXISTS ol_files (
   id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, sign TEXT NOT NULL, data BLOB);
 CREATE TABLE IF NOT EXISTS ol_event_log (
