@@ -34,7 +34,8 @@ def _steps(public: str, domain: str, configured: bool) -> list[str]:
         "    CLIENTHUB_B24_CLIENT_ID=local.…\n"
         "    CLIENTHUB_B24_CLIENT_SECRET=…\n"
         "   and restart. The setup job now registers the Open Lines connector «ClientHub», "
-        "binds the events and the deal-card action (or run `clienthub bitrix24 setup`).",
+        "binds the events, the deal-card action and the «ClientHub» item of the left menu "
+        "(or run `clienthub bitrix24 setup`).",
         "Контакт-центр → ClientHub → Подключить → choose the open line. ClientHub's settings "
         "page opens inside Bitrix24; press «Подключить к линии N».",
         "Check with `clienthub bitrix24 status`. Messages from VK, Telegram and OK now also "
@@ -61,7 +62,7 @@ def install_command() -> None:
 
 @bitrix24_app.command("setup")
 def setup_command() -> None:
-    """Register the connector and bind the events and the deal-card action now."""
+    """Register the connector, bind the events, the deal-card action and the menu item now."""
     from hub.bitrix24 import app_setup
     from hub.bitrix24.errors import Bitrix24Error
     from hub.bitrix24.factory import NotConfigured
@@ -78,7 +79,7 @@ def setup_command() -> None:
     typer.echo(
         f"connector «{app_setup.connector_id(settings)}» registered; events bound: "
         f"{done['events_bound']}, moved: {done['events_unbound']}; "
-        f"deal-card action bound: {done['placements_bound']}"
+        f"placements bound (deal-card action, left-menu item): {done['placements_bound']}"
     )
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 
 users_app = typer.Typer(
-    help="Admin UI users: add, list, set a password, disable.", no_args_is_help=True
+    help="Admin UI users: add, list, set a password, disable, link to Bitrix24.",
+    no_args_is_help=True,
 )
 ROLES = ("admin", "editor", "reviewer", "operator")
 
@@ -78,7 +79,8 @@ def list_users() -> None:
     for u in rows:
         state = "enabled" if u.enabled else "disabled"
         last = u.last_login_at.isoformat(timespec="seconds") if u.last_login_at else "never"
-        typer.echo(f"{u.login}\t{u.role}\t{state}\tlast login {last}\t{u.name}")
+        b24 = f"\tbitrix24 user {u.bitrix_user_id}" if u.bitrix_user_id is not None else ""
+        typer.echo(f"{u.login}\t{u.role}\t{state}\tlast login {last}\t{u.name}{b24}")
 
 
 def _change(login: str, action: str, **values: object) -> None:
@@ -118,6 +120,49 @@ def disable(
     """Disable (or --enable) a user; a disabled user's sessions end at once."""
     _change(login, "user.enable" if enable else "user.disable", enabled=enable)
     typer.echo(f"{login} {'enabled' if enable else 'disabled'}")
+
+
+@users_app.command("link")
+def link(
+    login: str,
+    bitrix24_user: int | None = typer.Option(
+        None, "--bitrix24-user", min=1, help="The Bitrix24 user id (the menu item shows it)."
+    ),
+    unlink: bool = typer.Option(False, "--unlink", help="Remove the link."),
+) -> None:
+    """Link a user to a Bitrix24 user: opening «ClientHub» in the portal's left menu then signs
+    them in without a password. One ClientHub user per Bitrix24 user."""
+    from hub.db import session_scope
+    from hub.storage import users as store
+    from hub.storage.ui_queries import add_audit
+
+    if unlink == (bitrix24_user is not None):
+        raise _fail("give either --bitrix24-user ID or --unlink")
+    with session_scope(_engine()) as s:
+        user = store.get_by_login(s, login.strip().lower())
+        if user is None or user.id is None:
+            raise _fail(f"no user {login}")
+        before = user.bitrix_user_id
+        try:
+            store.link_bitrix_user(s, user.id, bitrix24_user)
+        except store.BitrixUserTaken as taken:
+            raise _fail(f"Bitrix24 user {bitrix24_user} is linked to {taken} already") from None
+        add_audit(
+            s,
+            actor="cli",
+            action="user.unlink" if unlink else "user.link",
+            object_type="user",
+            object_id=user.login,
+            details={
+                "before": {"bitrix_user_id": before},
+                "after": {"bitrix_user_id": bitrix24_user},
+            },
+        )
+        who = user.login
+    if unlink:
+        typer.echo(f"{who} is no longer linked to a Bitrix24 user")
+    else:
+        typer.echo(f"{who} linked to Bitrix24 user {bitrix24_user}")
 
 
 @users_app.command("token")

@@ -45,6 +45,7 @@ EVENTS = (
     "OnAppUninstall",
 )
 DEAL_PLACEMENT = "CRM_DEAL_DETAIL_ACTIVITY"
+MENU_PLACEMENT = "LEFT_MENU"  # docs: api-reference/widgets/left-menu.md (no OPTIONS there)
 SCOPES = "crm,imopenlines,imconnector,im,placement,user,department,telephony"
 _SVG = (
     '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64"><path fill="#fff" '
@@ -70,6 +71,11 @@ def connector_settings_url(settings: Settings) -> str:
 
 def deal_placement_url(settings: Settings) -> str:
     return f"{settings.effective_public_url()}/bitrix24/placement/deal"
+
+
+def sso_url(settings: Settings) -> str:
+    """The left-menu item's page (hub/bitrix24/sso.py)."""
+    return f"{settings.effective_public_url()}/bitrix24/sso"
 
 
 def connector_id(settings: Settings) -> str:
@@ -166,9 +172,61 @@ def register_params(settings: Settings) -> dict[str, object]:
     }
 
 
+def placement_specs() -> list[tuple[str, str, dict[str, object]]]:
+    """(placement, handler path, the rest of placement.bind's parameters) of every widget."""
+    return [
+        (
+            DEAL_PLACEMENT,
+            "/bitrix24/placement/deal",
+            {
+                "TITLE": "Ответить клиенту",
+                "LANG_ALL": {
+                    "ru": {"TITLE": "Ответить клиенту"},
+                    "en": {"TITLE": "Reply to the customer"},
+                },
+                "OPTIONS": {"useBuiltInInterface": "Y"},
+            },
+        ),
+        (
+            MENU_PLACEMENT,
+            "/bitrix24/sso",
+            {
+                "TITLE": "ClientHub",
+                "LANG_ALL": {"ru": {"TITLE": "ClientHub"}, "en": {"TITLE": "ClientHub"}},
+            },
+        ),
+    ]
+
+
+def _bind_placement(
+    client: Bitrix24Client,
+    placements: list[dict[str, object]],
+    code: str,
+    page: str,
+    path: str,
+    params: dict[str, object],
+) -> int:
+    """Bind ``code`` to ``page`` unless bound already; drop our handler left at an old public
+    URL (recognised by its ``path``). 1 when bound now."""
+    present = False
+    for row in placements:
+        if str(row.get("placement", "")).upper() != code:
+            continue
+        url = str(row.get("handler", ""))
+        if url == page:
+            present = True
+        elif url.endswith(path):
+            client.call("placement.unbind", {"PLACEMENT": code, "HANDLER": url})
+    if present:
+        return 0
+    client.call("placement.bind", {"PLACEMENT": code, "HANDLER": page, **params})
+    return 1
+
+
 def setup(client: Bitrix24Client, settings: Settings) -> dict[str, int]:
-    """Register the connector, bind the events and the deal-card action; bind only what is
-    missing (a duplicate bind is an error) and drop bindings left at an old public URL."""
+    """Register the connector, bind the events, the deal-card action and the left-menu item;
+    bind only what is missing (a duplicate bind is an error) and drop bindings left at an old
+    public URL."""
     done = {"events_bound": 0, "events_unbound": 0, "placements_bound": 0}
     answer = client.call("imconnector.register", register_params(settings), safe=True).result
     if not (isinstance(answer, dict) and answer.get("result")):
@@ -192,32 +250,11 @@ def setup(client: Bitrix24Client, settings: Settings) -> dict[str, int]:
         if event.upper() not in have:
             client.call("event.bind", {"event": event, "handler": handler})
             done["events_bound"] += 1
-    page = deal_placement_url(settings)
     placements = client.call("placement.get").result or []
-    present = False
-    for row in placements:
-        if str(row.get("placement", "")).upper() != DEAL_PLACEMENT:
-            continue
-        url = str(row.get("handler", ""))
-        if url == page:
-            present = True
-        elif url.endswith("/bitrix24/placement/deal"):
-            client.call("placement.unbind", {"PLACEMENT": DEAL_PLACEMENT, "HANDLER": url})
-    if not present:
-        client.call(
-            "placement.bind",
-            {
-                "PLACEMENT": DEAL_PLACEMENT,
-                "HANDLER": page,
-                "TITLE": "Ответить клиенту",
-                "LANG_ALL": {
-                    "ru": {"TITLE": "Ответить клиенту"},
-                    "en": {"TITLE": "Reply to the customer"},
-                },
-                "OPTIONS": {"useBuiltInInterface": "Y"},
-            },
-        )
-        done["placements_bound"] += 1
+    public = settings.effective_public_url()
+    for code, path, params in placement_specs():
+        page = public + path
+        done["placements_bound"] += _bind_placement(client, placements, code, page, path, params)
     return done
 
 

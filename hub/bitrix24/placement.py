@@ -12,6 +12,7 @@ placement is opened as an ordinary iframe.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,21 +51,46 @@ STATE_NAMES = {
 }
 
 
-def current_user(tokens: Tokens, auth_id: Any) -> int | None:
-    """Who opened the card: ``user.current`` with the user's own token from the placement call
-    (it also proves the token is alive on that portal). None when it cannot be told."""
+@dataclass(frozen=True)
+class PortalUser:
+    """The Bitrix24 user behind a placement call, as ``user.current`` describes them."""
+
+    id: int
+    name: str = ""
+    last_name: str = ""
+    email: str = ""
+
+    @property
+    def full_name(self) -> str:
+        return " ".join(x for x in (self.name, self.last_name) if x) or f"#{self.id}"
+
+
+def portal_user(tokens: Tokens, auth_id: Any) -> PortalUser | None:
+    """Who opened the page: ``user.current`` with the user's own token from the placement call,
+    sent to the endpoint stored at install (never to one the request names), so it also proves
+    the token is alive on that portal. None when it cannot be told."""
     if not auth_id:
         return None
     url = tokens.client_endpoint.rstrip("/") + "/user.current"
     try:
         r = httpx.post(url, json={"auth": str(auth_id)}, timeout=10)
         result = r.json().get("result") if r.status_code == 200 else None
-    except (httpx.HTTPError, ValueError):
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return None
+    if not isinstance(result, dict):
         return None
     try:
-        return int(result["ID"]) if isinstance(result, dict) else None
+        user_id = int(result["ID"])
     except (KeyError, TypeError, ValueError):
         return None
+    text = {k: str(result.get(k) or "").strip() for k in ("NAME", "LAST_NAME", "EMAIL")}
+    return PortalUser(user_id, text["NAME"], text["LAST_NAME"], text["EMAIL"])
+
+
+def current_user(tokens: Tokens, auth_id: Any) -> int | None:
+    """The id of :func:`portal_user` (the deal card and the blacklist action need no more)."""
+    user = portal_user(tokens, auth_id)
+    return user.id if user else None
 
 
 def _answerable(appeals: list[Appeal]) -> Appeal | None:

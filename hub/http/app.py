@@ -13,6 +13,7 @@ from hub import telephony_http
 from hub.bitrix24 import app_events as b24_app_events
 from hub.bitrix24 import http as b24_http
 from hub.bitrix24 import placement as b24_placement
+from hub.bitrix24 import sso as b24_sso
 from hub.bitrix24.factory import portal_mode
 from hub.bitrix24.sandbox import sandbox_from_settings
 from hub.db import get_engine
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(b24_http.router)
     app.include_router(b24_app_events.router)
     app.include_router(b24_placement.router)
+    app.include_router(b24_sso.router)  # the left-menu item: sign-in from the portal
     app.include_router(telephony_http.router)
     app.include_router(reaction.router)
     reaction.register_collector(engine)

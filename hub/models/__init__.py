@@ -13,7 +13,7 @@ from hub.models.reply import ConnectorLine, OpenLineChat, Reply, ReplyOrigin, Re
 from hub.models.ruleset import PoolCursor, RuleSetState, RuleSetVersion
 from hub.models.source import ChannelSource
 from hub.models.stored_file import StoredFile
-from hub.models.user import LoginAttempt, Role, User, UserSession
+from hub.models.user import LoginAttempt, Role, SsoTicket, User, UserSession
 
 __all__ = [
     "Appeal",
@@ -42,6 +42,7 @@ __all__ = [
     "Role",
     "RuleSetState",
     "RuleSetVersion",
+    "SsoTicket",
     "StoredFile",
     "TelephonyCall",
     "User",

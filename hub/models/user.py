@@ -26,7 +26,11 @@ class Role(StrEnum):
 
 class User(SQLModel, table=True):
     __tablename__ = "ui_users"
-    __table_args__ = (Index("uq_ui_users_login", "login", unique=True),)
+    __table_args__ = (
+        Index("uq_ui_users_login", "login", unique=True),
+        # One ClientHub account per portal user: SSO must know whom to log in (NULLs repeat).
+        Index("uq_ui_users_bitrix_user", "bitrix_user_id", unique=True),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     login: str = Field(max_length=64)
@@ -53,6 +57,23 @@ class UserSession(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     expires_at: datetime = Field(sa_type=UTCDateTime)
     ip: str | None = Field(default=None, max_length=64)
+
+
+class SsoTicket(SQLModel, table=True):
+    """A one-time, short-lived sign-in ticket from the Bitrix24 portal (hub/bitrix24/sso.py).
+
+    Kept apart from ``ui_sessions`` so that no reader of sessions (cookies, bearer tokens) can
+    ever accept a ticket; only its SHA-256 is stored, as for sessions.
+    """
+
+    __tablename__ = "ui_sso_tickets"
+    __table_args__ = (Index("ix_ui_sso_tickets_user", "user_id"),)
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    user_id: int = Field(foreign_key="ui_users.id")
+    bitrix_user_id: int  # the link it was issued for: unlinking in between voids it
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
 
 
 class LoginAttempt(SQLModel, table=True):

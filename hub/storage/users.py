@@ -6,14 +6,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from hub.models import LoginAttempt, User, UserSession
+from hub.models import LoginAttempt, SsoTicket, User, UserSession
 from hub.timeutil import utcnow
 
 
 class UserExists(Exception):
     """A user with this login is already there."""
+
+
+class BitrixUserTaken(Exception):
+    """Another ClientHub user is already linked to this Bitrix24 user (the message: its login)."""
 
 
 def create(
@@ -112,7 +117,9 @@ def close_session(session: Session, token_hash: str) -> None:
 
 
 def close_all_sessions(session: Session, user_id: int) -> int:
-    """Disabling a user or changing a password ends every one of their logins."""
+    """Disabling a user or changing a password ends every one of their logins, and voids the
+    sign-in tickets not yet used."""
+    session.execute(delete(SsoTicket).where(SsoTicket.user_id == user_id))
     result = session.execute(delete(UserSession).where(UserSession.user_id == user_id))
     return result.rowcount
 
@@ -123,6 +130,62 @@ def prune_sessions(session: Session) -> None:
 
 def update_user(session: Session, user_id: int, **values: object) -> None:
     session.execute(update(User).where(User.id == user_id).values(**values))
+
+
+# -- single sign-on from the Bitrix24 portal (hub/bitrix24/sso.py) ------------------------------
+def get_by_bitrix_user(session: Session, bitrix_user_id: int) -> User | None:
+    return session.execute(
+        select(User).where(User.bitrix_user_id == bitrix_user_id)
+    ).scalar_one_or_none()
+
+
+def link_bitrix_user(session: Session, user_id: int, bitrix_user_id: int | None) -> None:
+    """Link (or, with None, unlink) the Bitrix24 user; one ClientHub user per portal user.
+    Tickets issued for the previous link are voided."""
+    if bitrix_user_id is not None:
+        holder = get_by_bitrix_user(session, bitrix_user_id)
+        if holder is not None and holder.id != user_id:
+            raise BitrixUserTaken(holder.login)
+    try:
+        with session.begin_nested():  # a concurrent link loses on the unique index
+            update_user(session, user_id, bitrix_user_id=bitrix_user_id)
+    except IntegrityError:
+        raise BitrixUserTaken("?") from None
+    session.execute(delete(SsoTicket).where(SsoTicket.user_id == user_id))
+
+
+def issue_ticket(session: Session, *, user: User, token_hash: str, expires_at: datetime) -> None:
+    """A one-time sign-in ticket; expired, unused ones are swept here (nothing else does)."""
+    assert user.id is not None and user.bitrix_user_id is not None
+    session.execute(delete(SsoTicket).where(SsoTicket.expires_at < utcnow()))
+    session.add(
+        SsoTicket(
+            token_hash=token_hash,
+            user_id=user.id,
+            bitrix_user_id=user.bitrix_user_id,
+            expires_at=expires_at,
+        )
+    )
+
+
+def redeem_ticket(session: Session, token_hash: str) -> User | None:
+    """Consume a ticket: the enabled user it was issued for, or None when it is unknown, used,
+    expired, or its link has changed. The DELETE decides between concurrent uses: only the one
+    that removed the row wins (PostgreSQL blocks the other until commit, SQLite serialises)."""
+    row = session.execute(
+        select(SsoTicket.user_id, SsoTicket.bitrix_user_id, SsoTicket.expires_at).where(
+            SsoTicket.token_hash == token_hash
+        )
+    ).first()
+    if row is None:
+        return None
+    gone = session.execute(delete(SsoTicket).where(SsoTicket.token_hash == token_hash)).rowcount
+    if gone != 1 or row.expires_at <= utcnow():
+        return None
+    user = get(session, row.user_id)
+    if user is None or not user.enabled or user.bitrix_user_id != row.bitrix_user_id:
+        return None
+    return user
 
 
 def record_failure(session: Session, *, login: str, ip: str) -> None:

@@ -1,4 +1,5 @@
-"""Log in, log out, the language switch. Failed logins are counted per login and per address."""
+"""Log in, log out, the language switch, and sign-in from the Bitrix24 portal. Failed logins are
+counted per login and per address."""
 
 from __future__ import annotations
 
@@ -114,6 +115,12 @@ def login(
     if failed:
         return _login_page(request, _("Неверный логин или пароль."), 401)
     response = RedirectResponse(_safe_next(next), status_code=303)
+    _set_session_cookie(request, response, token)
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/ui")
+    return response
+
+
+def _set_session_cookie(request: Request, response: Response, token: str) -> None:
     response.set_cookie(
         SESSION_COOKIE,
         token,
@@ -123,7 +130,42 @@ def login(
         secure=cookie_secure(request),
         path="/",
     )
-    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/ui")
+
+
+@router.get("/sso/{ticket}")
+def sso_login(request: Request, ticket: str) -> Response:
+    """Exchange a one-time ticket from the Bitrix24 menu item (hub/bitrix24/sso.py) for a fresh
+    session. A top-level page, so the cookie is first-party. The ticket is deleted and the
+    session created in one transaction; a used, expired or unknown ticket gets a page saying
+    to open ClientHub from Bitrix24 again."""
+    current_user(request)  # the language of the error page
+    ip = client_ip(request)
+    previous = request.cookies.get(SESSION_COOKIE)
+    token = None
+    with session_scope(request.app.state.engine) as s:
+        user = None
+        if len(ticket) <= 128:
+            user = users_store.redeem_ticket(s, security.token_hash(ticket))
+        if user is not None:
+            if previous:  # this browser's earlier session is replaced, not left behind
+                users_store.close_session(s, security.token_hash(previous))
+            token, token_hash = new_token()
+            users_store.open_session(
+                s,
+                user=user,
+                token_hash=token_hash,
+                csrf_token=secrets.token_urlsafe(32),
+                expires_at=utcnow() + SESSION_LIFETIME,
+                ip=ip,
+            )
+            add_audit(
+                s, actor=user.login, action="user.sso", object_type="user", object_id=user.login,
+                details={"bitrix24_user_id": user.bitrix_user_id, "ip": ip},
+            )  # fmt: skip
+    if token is None:
+        return render(request, "pages/sso_failed.html", status_code=403)
+    response = RedirectResponse("/ui/", status_code=303)
+    _set_session_cookie(request, response, token)
     return response
 
 

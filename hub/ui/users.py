@@ -1,5 +1,6 @@
-"""Users (admins only): add, change role, disable, set a password. Audited; the last enabled
-admin cannot be demoted or disabled, so the UI never locks everyone out."""
+"""Users (admins only): add, change role, disable, set a password, link a Bitrix24 user for
+sign-in from the portal. Audited; the last enabled admin cannot be demoted or disabled, so the
+UI never locks everyone out."""
 
 from __future__ import annotations
 
@@ -76,15 +77,22 @@ def change_user(
     role: str = Form(...),
     enabled: bool = Form(False),
     password: str = Form(""),
+    bitrix_user_id: str = Form(""),
+    bitrix_link: bool = Form(False),  # set by the page's form: FastAPI reads "" as absent
     viewer: SessionUser = Depends(require("users.manage")),
 ) -> Response:
     if role not in Role.__members__:
         raise invalid("role", "нет такой роли", where="body")
+    link = bitrix_user_id.strip()
+    if link and not (link.isdigit() and 0 < int(link) < 2**31):
+        return RedirectResponse("/ui/users?error=id Битрикс24 — целое число", status_code=303)
+    new_link = int(link) if link else None
     with session_scope(request.app.state.engine) as s:
         user = users_store.get(s, user_id)
         if user is None:
             raise HTTPException(404, "нет такого пользователя")
-        before = {"role": user.role, "enabled": user.enabled}
+        before = {"role": user.role, "enabled": user.enabled, "bitrix_user_id": user.bitrix_user_id}
+        after: dict[str, object] = {"role": role, "enabled": enabled}
         losing_admin = (
             user.role == Role.admin and user.enabled and (role != Role.admin or not enabled)
         )
@@ -96,12 +104,21 @@ def change_user(
             if problem:
                 return RedirectResponse(f"/ui/users?error={problem}", status_code=303)
             values.update(password_hash=hash_password(password), password_changed_at=utcnow())
+        # Without bitrix_link (a script, an older form) the link stays; an empty field unlinks.
+        if bitrix_link and new_link != user.bitrix_user_id:
+            try:
+                users_store.link_bitrix_user(s, user_id, new_link)
+            except users_store.BitrixUserTaken as taken:
+                error = f"пользователь Битрикс24 {link} уже связан с {taken}"
+                return RedirectResponse(f"/ui/users?error={error}", status_code=303)
+            after["bitrix_user_id"] = new_link
+        else:
+            before.pop("bitrix_user_id")
         users_store.update_user(s, user_id, **values)
         if password or not enabled or role != before["role"]:
             users_store.close_all_sessions(s, user_id)  # the change takes effect at once
         add_audit(
             s, actor=viewer.login, action="user.change", object_type="user", object_id=user.login,
-            details={"before": before, "after": {"role": role, "enabled": enabled},
-                     "password_changed": bool(password)},
+            details={"before": before, "after": after, "password_changed": bool(password)},
         )  # fmt: skip
     return RedirectResponse(f"/ui/users?notice=saved:{user.login}", status_code=303)

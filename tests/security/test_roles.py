@@ -33,6 +33,7 @@ PUBLIC: dict[str, str] = {
     r"^/healthz$|^/readyz$": "probes for the orchestrator and the load balancer",
     r"^/metrics$": "Prometheus scrape; expose only on the internal network",
     r"^/ui/login$": "the login form itself",
+    r"^/ui/sso/": "sign-in from the Bitrix24 menu item: authenticated by the one-time ticket",
     r"^/$|^/ui$": "redirects to the UI (then to the login form)",
     r"^/static": "CSS and JS",
     r"^/files/": "capability links: the path carries the file's SHA-256 (unguessable) or a "

@@ -13,6 +13,8 @@ from hub.bitrix24.sandbox.openlines import app_of, required
 from hub.bitrix24.sandbox.store import SandboxStore
 
 EVENTS_KNOWN = re.compile(r"^ON[A-Z0-9_]+$")
+# Placements that ignore OPTIONS: not kept, placement.get answers [] (docs: widgets/left-menu.md).
+NO_OPTIONS = {"LEFT_MENU"}
 APP_ONLY = {
     "event.bind",
     "event.unbind",
@@ -73,12 +75,15 @@ def event_get(store: SandboxStore, caller: Caller, p: dict[str, Any]) -> Result:
 def placement_bind(store: SandboxStore, caller: Caller, p: dict[str, Any]) -> Result:
     client_id = app_of(caller)
     placement, handler = required(p, "PLACEMENT", "HANDLER")
+    placement = str(placement).upper()
     data = {k.upper(): v for k, v in p.items() if k != "auth"}
+    if placement in NO_OPTIONS:
+        data.pop("OPTIONS", None)
     with store.tx() as c:
         c.execute(
             "INSERT OR REPLACE INTO ol_placements (client_id, placement, handler, data) "
             "VALUES (?, ?, ?, ?)",
-            (client_id, str(placement).upper(), str(handler), json.dumps(data, ensure_ascii=False)),
+            (client_id, placement, str(handler), json.dumps(data, ensure_ascii=False)),
         )
     return Result(True)
 
