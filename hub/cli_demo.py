@@ -1,27 +1,41 @@
-"""`clienthub demo`: fill the database with a realistic history (UI demos and benchmarks)."""
+"""`clienthub demo`: show ClientHub working. Without options, a realistic stream of appeals
+through every channel of a running ClientHub (hub/demo_live.py); with ``--generate N``, a bulk
+history of routed appeals for UI demos and benchmarks (hub/demo_generate.py)."""
 
 from __future__ import annotations
 
 import typer
 
-demo_app = typer.Typer(help="Demo data: a realistic history of routed appeals.")
+demo_app = typer.Typer(help="Demo: every channel through a running ClientHub, or bulk history.")
 
 
 @demo_app.callback(invoke_without_command=True)
 def demo(
     ctx: typer.Context,
     generate: int = typer.Option(
-        0, "--generate", help="Insert N appeals (with raw events and delivery jobs)."
+        0, "--generate", help="Insert N appeals (with raw events and delivery jobs) instead."
     ),
-    months: int = typer.Option(6, help="Spread the appeals over this many months, up to now."),
-    seed: int = typer.Option(1, help="Random seed: the same seed gives the same history."),
+    months: int = typer.Option(6, help="--generate: spread the appeals over this many months."),
+    seed: int = typer.Option(1, help="--generate: the same seed gives the same history."),
+    url: str = typer.Option(
+        None, help="The running ClientHub (default http://CLIENTHUB_HOST:CLIENTHUB_PORT)."
+    ),
+    timeout: float = typer.Option(300, help="Give up waiting after this many seconds."),
 ) -> None:
-    """Generate N appeals routed by the published rules, with traces, states and timings."""
+    """Send appeals through every channel of a running ClientHub (`clienthub run`) and answer
+    them in the sandbox portal; or, with --generate N, insert N routed appeals."""
     if ctx.invoked_subcommand is not None:
         return
-    if generate <= 0:
-        typer.echo(ctx.get_help())
-        raise typer.Exit(0)
+    if generate > 0:
+        _generate(generate, months, seed)
+        return
+    from hub.demo_live import run_demo
+
+    code = run_demo(url, timeout, typer.echo, lambda m: typer.echo(m, err=True))
+    raise typer.Exit(code)
+
+
+def _generate(count: int, months: int, seed: int) -> None:
     from hub import migrations
     from hub.bootstrap import ensure_defaults
     from hub.db import get_engine
@@ -32,10 +46,10 @@ def demo(
     migrations.upgrade(settings.database_url)
     engine = get_engine()
     ensure_defaults(engine, settings)
-    with typer.progressbar(length=generate, label="обращения") as bar:
+    with typer.progressbar(length=count, label="обращения") as bar:
         try:
-            first = run(engine, generate, months=months, seed=seed, progress=bar.update)
+            first = run(engine, count, months=months, seed=seed, progress=bar.update)
         except LookupError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
-    typer.echo(f"добавлено {generate} обращений: #{first}…#{first + generate - 1}")
+    typer.echo(f"добавлено {count} обращений: #{first}…#{first + count - 1}")

@@ -127,6 +127,8 @@ class CompiledRuleSet:
         work = Working(found.region, topic.topic, moment, self.default_zone, self.region_zones)
         self._run_rules(facts, work, decision)
         decision.region, decision.topic, decision.tags = work.region, work.topic, work.tags
+        if work.topic and work.topic != topic.topic:  # a rule chose it (a menu choice, a form)
+            decision.labels["topic"] = self.topic_titles.get(work.topic, work.topic)
         if decision.filtered is not None:
             return decision
         self._assign(work, decision, now, state)

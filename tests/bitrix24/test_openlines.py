@@ -13,6 +13,8 @@ from sqlalchemy import select
 from hub.bitrix24 import app_setup, phpquery
 from hub.bitrix24.errors import MethodError
 from hub.db import session_scope
+from hub.fakes.serve import serve
+from hub.fakes.vk import FakeVk
 from hub.jobs import job_handlers
 from hub.models import ConnectorLine, PortalToken
 from hub.replies import CHANGE_KIND
@@ -22,8 +24,6 @@ from hub.storage import sources as sources_store
 from hub.worker import Worker
 from tests.bitrix24.openlines_env import AppHub, app_hub, seeded_portal  # noqa: F401
 from tests.connectors.helpers import fixture_bytes
-from tests.fakes.serve import serve
-from tests.fakes.vk import FakeVk
 from tests.helpers import count
 
 SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

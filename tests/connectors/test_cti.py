@@ -23,6 +23,8 @@ from connectors.base import (
 )
 from connectors.cti import EVENT_HANDLERS
 from hub.db import session_scope
+from hub.fakes.pbx import FakePbx, cti_post, cti_upload
+from hub.fakes.serve import serve
 from hub.models import RawEvent, StoredFile
 from hub.telephony import merge_facts
 from tests.connectors.helpers import (
@@ -31,17 +33,7 @@ from tests.connectors.helpers import (
     fixtures_without_tests,
     handlers_without_fixtures,
 )
-from tests.fakes.pbx import (
-    FakePbx,
-    appeals,
-    calls_of,
-    cti_post,
-    cti_upload,
-    drain_until,
-    hub_server,
-    source,
-)
-from tests.fakes.serve import serve
+from tests.fakes.pbx import appeals, calls_of, drain_until, hub_server, source
 from tests.helpers import count
 
 TOKEN = "cti-token-for-asterisk"

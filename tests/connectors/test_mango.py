@@ -23,6 +23,7 @@ from connectors.base import (
     UnsupportedEvent,
 )
 from connectors.mango import EVENT_HANDLERS, recording_link, signature
+from hub.fakes.pbx import FakePbx, mango_form, mango_post
 from hub.models import RawEvent, RejectedRequest
 from tests.connectors.helpers import (
     RECEIVED,
@@ -30,16 +31,7 @@ from tests.connectors.helpers import (
     fixtures_without_tests,
     handlers_without_fixtures,
 )
-from tests.fakes.pbx import (
-    FakePbx,
-    appeals,
-    calls_of,
-    drain_until,
-    hub_server,
-    mango_form,
-    mango_post,
-    source,
-)
+from tests.fakes.pbx import appeals, calls_of, drain_until, hub_server, source
 from tests.helpers import count
 
 KEY, SALT = "mango-api-key", "mango-api-salt"
@@ -242,7 +234,7 @@ def test_recording_link_is_signed_as_mango_documents() -> None:
 def pbx(env, monkeypatch) -> Iterator[tuple[FakePbx, str]]:
     monkeypatch.setenv("CLIENTHUB_RECORDING_ALLOW_PRIVATE_HOSTS", "true")
     fake = FakePbx(mango_key=KEY, mango_salt=SALT)
-    from tests.fakes.serve import serve
+    from hub.fakes.serve import serve
 
     with serve(fake.app) as url:
         yield fake, url

@@ -32,6 +32,8 @@ from connectors.ok.client import signature
 from connectors.ok.parse import EVENT_HANDLERS
 from connectors.platform_http import PermanentError
 from hub.db import session_scope
+from hub.fakes.ok import FakeOk
+from hub.fakes.serve import serve
 from hub.models import Appeal, RawEvent
 from hub.storage import poller_cursors
 from hub.storage import sources as sources_store
@@ -42,8 +44,6 @@ from tests.connectors.helpers import (
     parse_fixture,
     ts,
 )
-from tests.fakes.ok import FakeOk
-from tests.fakes.serve import serve
 from tests.helpers import count, drain
 
 TOKEN = "tkn1.ok-group-token"

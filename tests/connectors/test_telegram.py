@@ -39,6 +39,8 @@ from connectors.telegram.files import router as files_router
 from connectors.telegram.parse import EVENT_HANDLERS
 from hub.cli_channels import channels_app
 from hub.db import session_scope
+from hub.fakes.serve import serve
+from hub.fakes.telegram import FakeTelegram
 from hub.models import Appeal, RawEvent, RejectedRequest
 from hub.settings import get_settings
 from hub.storage import poller_cursors
@@ -51,8 +53,6 @@ from tests.connectors.helpers import (
     parse_fixture,
     ts,
 )
-from tests.fakes.serve import serve
-from tests.fakes.telegram import FakeTelegram
 from tests.helpers import count, drain
 
 TOKEN = "123456:AAE-test-bot-token_xyz"

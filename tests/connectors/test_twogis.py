@@ -1,5 +1,5 @@
 """2GIS reviews: one test per recorded envelope, then the cabinet poller and the official answer
-against the fake cabinet over real HTTP (tests/fakes/twogis.py), on SQLite and PostgreSQL."""
+against the fake cabinet over real HTTP (hub/fakes/twogis.py), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from connectors.twogis import poller
 from connectors.twogis.client import TwoGisClient
 from connectors.twogis.parse import EVENT_HANDLERS
 from hub.db import session_scope
+from hub.fakes.serve import serve
+from hub.fakes.twogis import FakeTwoGis
 from hub.models import Appeal, RawEvent
 from hub.settings import get_settings
 from hub.storage import poller_cursors
@@ -27,8 +29,6 @@ from tests.connectors.helpers import (
     fixtures_without_tests,
     handlers_without_fixtures,
 )
-from tests.fakes.serve import serve
-from tests.fakes.twogis import FakeTwoGis
 from tests.helpers import count, drain
 
 BRANCH = "70000001462117106"  # store 1001, Moscow, in routing_rules/sample/stores.csv

@@ -14,6 +14,8 @@ import pytest
 from connectors import get_connector
 from connectors.base import IgnoredEvent, InboundRequest, RawEventView, Rejected, SourceConfig
 from connectors.uis import EVENT_HANDLERS
+from hub.fakes.pbx import FakePbx, uis_post
+from hub.fakes.serve import serve
 from hub.models import RawEvent, RejectedRequest
 from tests.connectors.helpers import (
     RECEIVED,
@@ -21,8 +23,7 @@ from tests.connectors.helpers import (
     fixtures_without_tests,
     handlers_without_fixtures,
 )
-from tests.fakes.pbx import FakePbx, appeals, calls_of, drain_until, hub_server, source, uis_post
-from tests.fakes.serve import serve
+from tests.fakes.pbx import appeals, calls_of, drain_until, hub_server, source
 from tests.helpers import count
 
 SECRET = "uis-notification-secret"

@@ -32,6 +32,8 @@ from connectors.vk.client import VkClient, random_ids
 from connectors.vk.parse import EVENT_HANDLERS
 from hub import queue
 from hub.db import session_scope
+from hub.fakes.serve import serve
+from hub.fakes.vk import FakeVk
 from hub.models import Appeal, Job, RawEvent, RejectedRequest
 from hub.settings import get_settings
 from hub.storage import poller_cursors
@@ -44,8 +46,6 @@ from tests.connectors.helpers import (
     raw_view,
     ts,
 )
-from tests.fakes.serve import serve
-from tests.fakes.vk import FakeVk
 from tests.helpers import count, drain
 
 GROUP = 191949777

@@ -1,5 +1,5 @@
 """Yandex Business reviews: one test per recorded envelope, then the cabinet poller and the
-business answer against the fake cabinet over real HTTP (tests/fakes/yandex.py)."""
+business answer against the fake cabinet over real HTTP (hub/fakes/yandex.py)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from connectors.yandex import poller
 from connectors.yandex.client import YandexBusinessClient
 from connectors.yandex.parse import EVENT_HANDLERS
 from hub.db import session_scope
+from hub.fakes.serve import serve
+from hub.fakes.yandex import FakeYandex
 from hub.models import Appeal, RawEvent
 from hub.settings import get_settings
 from hub.storage import poller_cursors
@@ -27,8 +29,6 @@ from tests.connectors.helpers import (
     fixtures_without_tests,
     handlers_without_fixtures,
 )
-from tests.fakes.serve import serve
-from tests.fakes.yandex import FakeYandex
 from tests.helpers import count, drain
 
 ORG = "5452197270"  # store 1001, Moscow, in routing_rules/sample/stores.csv

@@ -31,6 +31,8 @@ from hub.bitrix24.oauth import parse_install
 from hub.bitrix24.ratelimit import MemoryRateLimiter
 from hub.bitrix24.sandbox import Portal, create_sandbox_app
 from hub.db import session_scope
+from hub.fakes.pbx import FakePbx, Recording, mango_post
+from hub.fakes.serve import serve
 from hub.jobs import job_handlers
 from hub.models import Appeal, RuleSetState, RuleSetVersion
 from hub.routing import service as routing_service
@@ -41,17 +43,7 @@ from hub.settings import get_settings
 from hub.storage import b24_tokens
 from hub.timeutil import utcnow
 from tests.conftest import LiveServer
-from tests.fakes.pbx import (
-    FakePbx,
-    Recording,
-    appeals,
-    calls_of,
-    drain_until,
-    hub_server,
-    mango_post,
-    source,
-)
-from tests.fakes.serve import serve
+from tests.fakes.pbx import appeals, calls_of, drain_until, hub_server, source
 
 SAMPLE = Path(__file__).resolve().parents[2] / "routing_rules" / "sample"
 KEY, SALT = "e2e-mango-key", "e2e-mango-salt"

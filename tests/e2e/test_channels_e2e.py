@@ -22,6 +22,10 @@ from hub.bitrix24.jobs import KIND, make_handler
 from hub.bitrix24.ratelimit import MemoryRateLimiter
 from hub.bitrix24.sandbox import Portal, create_sandbox_app
 from hub.db import session_scope
+from hub.fakes.ok import FakeOk
+from hub.fakes.serve import serve
+from hub.fakes.telegram import FakeTelegram
+from hub.fakes.vk import FakeVk
 from hub.jobs import job_handlers
 from hub.models import Appeal, RawEvent
 from hub.routing import service as routing_service
@@ -32,10 +36,6 @@ from hub.storage import sources as sources_store
 from hub.worker import Worker
 from tests.conftest import LiveServer
 from tests.connectors.helpers import fixture_bytes
-from tests.fakes.ok import FakeOk
-from tests.fakes.serve import serve
-from tests.fakes.telegram import FakeTelegram
-from tests.fakes.vk import FakeVk
 
 SAMPLE = Path(__file__).resolve().parents[2] / "routing_rules" / "sample"
 # routing_rules/sample/stores.csv: VK community club220001012 belongs to store 1012 (Moscow).

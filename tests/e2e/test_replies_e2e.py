@@ -23,6 +23,11 @@ from connectors.twogis import poller as twogis_poller
 from connectors.twogis.client import TwoGisClient
 from hub import queue
 from hub.db import session_scope
+from hub.fakes.ok import FakeOk
+from hub.fakes.serve import serve
+from hub.fakes.telegram import FakeTelegram
+from hub.fakes.twogis import FakeTwoGis
+from hub.fakes.vk import FakeVk
 from hub.models import JobState, ReplyState
 from hub.settings import get_settings
 from hub.storage import sources as sources_store
@@ -34,11 +39,6 @@ from tests.bitrix24.openlines_env import (  # noqa: F401 - fixtures
     seeded_portal,
 )
 from tests.connectors.helpers import FIXTURES, fixture_bytes
-from tests.fakes.ok import FakeOk
-from tests.fakes.serve import serve
-from tests.fakes.telegram import FakeTelegram
-from tests.fakes.twogis import FakeTwoGis
-from tests.fakes.vk import FakeVk
 from tests.mailservers import SmtpSink
 
 VK_GROUP = 220001012  # store 1012 in routing_rules/sample/stores.csv

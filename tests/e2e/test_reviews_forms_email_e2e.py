@@ -30,14 +30,14 @@ from connectors.twogis import poller as twogis_poller
 from connectors.twogis.client import TwoGisClient
 from connectors.yandex import poller as yandex_poller
 from hub.db import session_scope
+from hub.fakes.serve import serve
+from hub.fakes.twogis import FakeTwoGis
+from hub.fakes.yandex import FakeYandex
 from hub.models import Appeal, CrmLink, RawEvent, RawEventState
 from hub.settings import get_settings
 from hub.storage import sources as sources_store
 from tests.connectors.helpers import FIXTURES
 from tests.e2e.test_channels_e2e import Hub, _add_source, hub  # noqa: F401 - the fixture
-from tests.fakes.serve import serve
-from tests.fakes.twogis import FakeTwoGis
-from tests.fakes.yandex import FakeYandex
 from tests.mailservers import Dovecot, MailUser, SmtpSink, dovecot  # noqa: F401 - the fixture
 
 # routing_rules/sample/stores.csv: store 1001 (Moscow) has this 2GIS branch and Yandex org;

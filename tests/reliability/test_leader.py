@@ -23,9 +23,9 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from hub.db import session_scope
+from hub.fakes.serve import serve
 from hub.models import RawEvent
 from hub.storage import sources as sources_store
-from tests.fakes.serve import serve
 from tests.reliability.cluster import Cluster, wait_until
 
 TOKEN = "777:leader-test"

@@ -1,6 +1,7 @@
 """Scale-out on PostgreSQL: two web processes and three workers, every appeal delivered once.
 
-The CI size is 1,500 appeals; ``benchmarks/scale.py`` runs the same code with 10,000.
+The CI size is 1,000 appeals (CLIENTHUB_SCALE_APPEALS changes it); ``benchmarks/scale.py``
+runs the same code with 10,000.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from hub.db import session_scope
+from hub.fakes.serve import serve
+from hub.fakes.telegram import FakeTelegram
+from hub.fakes.vk import FakeVk
 from hub.models import Appeal, Job, Reply
 from hub.replies import store_card_reply
-from tests.fakes.serve import serve
-from tests.fakes.telegram import FakeTelegram
-from tests.fakes.vk import FakeVk
 from tests.reliability.cluster import Cluster, wait_until
 from tests.reliability.traffic import (
     VK_GROUP,
@@ -29,7 +30,7 @@ from tests.reliability.traffic import (
     send_all,
 )
 
-APPEALS = int(os.environ.get("CLIENTHUB_SCALE_APPEALS", "1500"))
+APPEALS = int(os.environ.get("CLIENTHUB_SCALE_APPEALS", "1000"))
 # 5 % of the portal's calls fail: every 20th batch request is refused whole, and every 20th
 # create inside the batches fails on its own.
 FAILING = [

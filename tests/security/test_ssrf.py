@@ -11,6 +11,8 @@ from fastapi.responses import RedirectResponse, Response
 
 from connectors.base import SourceConfig
 from connectors.telegram.files import router as telegram_files
+from hub.fakes.serve import serve
+from hub.fakes.telegram import FakeTelegram
 from hub.netguard import (
     FetchPolicy,
     FetchRefused,
@@ -21,8 +23,6 @@ from hub.netguard import (
     policy_from_settings,
 )
 from hub.settings import get_settings
-from tests.fakes.serve import serve
-from tests.fakes.telegram import FakeTelegram
 
 
 def resolver(table: dict[str, list[str]]):
