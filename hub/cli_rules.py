@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import json
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -63,9 +64,14 @@ def import_(
 
     try:
         files = read_dir(directory)
+        size = sum(len(text) for text in files.values())
+        # Checking a large directory (700 stores, hundreds of employees) takes a few seconds.
+        typer.echo(f"{directory}: {len(files)} файлов, {size // 1024} КБ; проверяю…", err=True)
+        started = time.monotonic()
         with session_scope() as session:
             version = rulesets.import_draft(session=session, files=files, created_by=by, note=note)
             number = version.id
+        typer.echo(f"проверено и сохранено за {time.monotonic() - started:.1f} с", err=True)
     except DirectoryError as exc:
         raise _fail(str(exc)) from None
     except RulesInvalid as exc:
