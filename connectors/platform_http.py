@@ -37,7 +37,11 @@ class PlatformError(Exception):
 
 
 class TransientError(PlatformError):
-    """Worth retrying: network fault, 5xx, rate limit. ``retry_after`` is the platform's hint."""
+    """Worth retrying: network fault, 5xx, rate limit. ``retry_after`` is the platform's hint.
+
+    ``unprocessed`` says the platform certainly did not act on the request (nothing was sent, or
+    it was refused before execution: a rate limit). Only then may a write without an
+    idempotency key be sent again; any other failure of such a write is ambiguous."""
 
     def __init__(
         self,
@@ -47,9 +51,11 @@ class TransientError(PlatformError):
         status: int | None = None,
         code: int | None = None,
         retry_after: float | None = None,
+        unprocessed: bool = False,
     ) -> None:
         super().__init__(platform, detail, status=status, code=code)
         self.retry_after = retry_after
+        self.unprocessed = unprocessed
 
 
 class PermanentError(PlatformError):
@@ -128,16 +134,29 @@ class RetryPolicy:
 
 
 def with_retries(
-    platform: str, what: str, policy: RetryPolicy, call: Callable[[], T], *, sleep=time.sleep
+    platform: str,
+    what: str,
+    policy: RetryPolicy,
+    call: Callable[[], T],
+    *,
+    sleep=time.sleep,
+    write: bool = False,
 ) -> T:
     """Run ``call``; on ``TransientError`` wait (the platform's hint or jittered backoff) and try
-    again, up to ``policy.attempts``. One log line per retry, without tokens."""
+    again, up to ``policy.attempts``. One log line per retry, without tokens.
+
+    ``write=True`` is for a call that changes something on the platform and has no idempotency
+    key (a Telegram or OK message): it is retried only on an ``unprocessed`` error; an ambiguous
+    one (a timeout or a dropped connection after sending, a 5xx) is raised at once, so that the
+    caller can tell staff instead of maybe sending the message twice."""
     attempt = 0
     while True:
         attempt += 1
         try:
             return call()
         except TransientError as exc:
+            if write and not exc.unprocessed:
+                raise
             delay = policy.delay(attempt, exc.retry_after)
             if attempt >= policy.attempts or delay > policy.max_delay_seconds:
                 raise
@@ -152,9 +171,17 @@ def with_retries(
             sleep(delay)
 
 
+# Failures before any byte of the request left: the platform cannot have acted on it.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+
 def transport_error(platform: str, exc: httpx.HTTPError) -> TransientError:
     # str(exc) of an httpx error can carry the URL, and Telegram and OK put the token in it.
-    return TransientError(platform, f"network error: {type(exc).__name__}")
+    return TransientError(
+        platform,
+        f"network error: {type(exc).__name__}",
+        unprocessed=isinstance(exc, NOT_SENT),
+    )
 
 
 def split_text(text: str, limit: int) -> list[str]:

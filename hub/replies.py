@@ -9,6 +9,10 @@ A run that finds ``sending`` knows an earlier attempt may have reached the custo
 - the others (Telegram, OK, e-mail) are *not* resent blindly: the reply becomes ``uncertain``,
   staff are told in the chat, and the job goes to dead letters; retrying it there is the human
   decision to send again.
+The same holds inside one run: a send of a channel without an idempotency key that fails
+ambiguously (a timeout or a dropped connection after the request went out, a 5xx) makes the
+reply ``uncertain`` at once; only a failure that proves nothing was sent (``not_sent``) is
+retried. The platform clients do not retry such writes either (connectors/platform_http.py).
 Outcomes are reported back to Bitrix24 by ``reply.report`` (hub/bitrix24/openlines.py).
 """
 
@@ -241,9 +245,21 @@ def _finish(ctx: JobContext, reply: Reply, state: ReplyState, error: str) -> Non
     ctx.fail(ctx.jobs[0], error, retry=False)  # dead letters: visible and retryable
 
 
+def maybe_delivered(channel: str, error: str) -> str:
+    """What staff read on an ``uncertain`` reply (the UI's reply history, the appeal's reply
+    error, the system message in the Open Lines chat)."""
+    return (
+        f"возможно доставлено: проверьте в канале ({channel}) — у него нет ключа "
+        "идемпотентности, и ClientHub не отправляет повторно сам. Если ответа там нет, повторите "
+        f"задачу в «Мёртвых задачах», чтобы отправить снова. Ошибка: {error}"
+    )
+
+
 def not_sent(exc: TransientError) -> bool:
     """A refusal before anything reached the platform (safe to send again), as opposed to a
     failure after sending (a read timeout, a dropped connection, a 5xx)."""
+    if exc.unprocessed:  # the client knows: nothing left, or refused before execution
+        return True
     if exc.status == 429 or exc.code in (6, 9):  # rate limits: VK codes 6 and 9, HTTP 429
         return True
     detail = exc.detail or ""
@@ -309,13 +325,8 @@ def run_send(ctx: JobContext) -> None:
         return
     idempotent = getattr(connector, "reply_idempotent", reply.channel in IDEMPOTENT_CHANNELS)
     if reply.state == ReplyState.sending and not idempotent:
-        _finish(
-            ctx,
-            reply,
-            ReplyState.uncertain,
-            f"an earlier attempt may have reached the customer ({reply.channel} has no "
-            "idempotency key): check the conversation, then retry the dead job to send again",
-        )
+        why = "an earlier attempt was interrupted after the send began"
+        _finish(ctx, reply, ReplyState.uncertain, maybe_delivered(reply.channel, why))
         return
     attachments, blobs = fetch_attachments(list(reply.attachments), settings)
     body = with_file_links(format_reply(reply.text, reply.channel), attachments, settings)
@@ -350,10 +361,17 @@ def run_send(ctx: JobContext) -> None:
         _finish(ctx, reply, ReplyState.failed, exc.detail or str(exc))
         return
     except TransientError as exc:
+        if not idempotent and not not_sent(exc):  # maybe delivered: a human decides
+            _finish(ctx, reply, ReplyState.uncertain, maybe_delivered(reply.channel, str(exc)))
+            return
         _retry_later(ctx, reply, str(exc), certain=not_sent(exc))
         return
     except Exception as exc:  # noqa: BLE001 - unknown outcome: treated as "maybe sent"
-        _retry_later(ctx, reply, f"{type(exc).__name__}: {exc}", certain=False)
+        error = f"{type(exc).__name__}: {exc}"
+        if not idempotent:
+            _finish(ctx, reply, ReplyState.uncertain, maybe_delivered(reply.channel, error))
+            return
+        _retry_later(ctx, reply, error, certain=False)
         return
     now = utcnow()
     s = ctx.session

@@ -70,6 +70,7 @@ def send(msg: EmailMessage, source: SourceConfig) -> None:
     user = str(cfg.get("smtp_username") or cfg.get("username") or "")
     password = sec.get("smtp_password") or sec.get("password") or ""
     timeout = float(cfg.get("timeout_seconds", 30))
+    phase = "connect"  # until MAIL FROM, nothing can have been delivered
     try:
         if security == "ssl":
             server: smtplib.SMTP = smtplib.SMTP_SSL(
@@ -82,9 +83,15 @@ def send(msg: EmailMessage, source: SourceConfig) -> None:
                 server.starttls(context=ssl.create_default_context())
             if user and password:
                 server.login(user, password)
+            phase = "send"
             server.send_message(msg)
+            phase = "accepted"  # 250 after DATA: the server has it, whatever QUIT does
     except smtplib.SMTPAuthenticationError as exc:
         raise PermanentError(PLATFORM, f"login refused: {exc.smtp_code}") from None
+    except smtplib.SMTPNotSupportedError as exc:
+        # The server lacks what the source is configured for (AUTH while credentials are set,
+        # STARTTLS, SMTPUTF8): a setting to fix, not a fault that passes.
+        raise PermanentError(PLATFORM, f"server does not support it: {exc}") from None
     except smtplib.SMTPRecipientsRefused as exc:
         raise PermanentError(PLATFORM, f"recipient refused: {list(exc.recipients)}") from None
     except smtplib.SMTPResponseException as exc:
@@ -92,7 +99,15 @@ def send(msg: EmailMessage, source: SourceConfig) -> None:
             raise TransientError(PLATFORM, f"SMTP {exc.smtp_code}") from None
         raise PermanentError(PLATFORM, f"SMTP {exc.smtp_code}") from None
     except (smtplib.SMTPException, OSError) as exc:
-        raise TransientError(PLATFORM, f"{type(exc).__name__}: {exc}") from None
+        if phase == "accepted":
+            return
+        if "No suitable authentication method" in str(exc):  # AUTH offered, none we speak
+            raise PermanentError(PLATFORM, f"login impossible: {exc}") from None
+        # Before the envelope nothing can have reached the mailbox: safe to send again. A
+        # failure during the transaction (a connection dropped after DATA) is ambiguous.
+        raise TransientError(
+            PLATFORM, f"{type(exc).__name__}: {exc}", unprocessed=phase == "connect"
+        ) from None
 
 
 def send_reply(reply: OutgoingReply, source: SourceConfig) -> SentReply:

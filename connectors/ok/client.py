@@ -7,6 +7,11 @@ over the sorted parameters plus ``md5(access_token + application_secret_key)``, 
 of a group admin. Both answer errors as ``{"error_code", "error_msg"}``. OK documents no rate
 limit; ClientHub paces itself (5 requests/s by default) and treats codes 1 (unknown), 2 (service)
 and 8 (flood) as transient.
+
+Sending a message or a comment has no idempotency key, so such a write is retried only when OK
+cannot have executed it (connection refused, HTTP 429, code 8 flood); a timeout, a dropped
+connection, a 5xx or codes 1/2 after the request went out are raised at once as ambiguous
+(hub/replies.py then asks a human instead of sending it twice).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from connectors.platform_http import (
 PLATFORM = "ok"
 DEFAULT_BASE_URL = "https://api.ok.ru"
 TRANSIENT_CODES = {1: 2.0, 2: 2.0, 8: 10.0}
+REFUSED_CODES = {8}  # FLOOD_BLOCKED: refused before execution
 JSON_UTF8 = "application/json;charset=utf-8"
 
 
@@ -75,7 +81,12 @@ class OkClient:
 
     def _check(self, what: str, r: httpx.Response) -> Any:
         if r.status_code >= 500 or r.status_code == 429:
-            raise TransientError(PLATFORM, f"{what}: HTTP {r.status_code}", status=r.status_code)
+            raise TransientError(
+                PLATFORM,
+                f"{what}: HTTP {r.status_code}",
+                status=r.status_code,
+                unprocessed=r.status_code == 429,
+            )
         try:
             data = r.json()
         except ValueError:
@@ -86,14 +97,22 @@ class OkClient:
             code = int(data["error_code"])
             detail = f"{what}: error {code}: {data.get('error_msg', '')}"
             if code in TRANSIENT_CODES:
-                raise TransientError(PLATFORM, detail, code=code, retry_after=TRANSIENT_CODES[code])
+                raise TransientError(
+                    PLATFORM,
+                    detail,
+                    code=code,
+                    retry_after=TRANSIENT_CODES[code],
+                    unprocessed=code in REFUSED_CODES,
+                )
             raise PermanentError(PLATFORM, detail, code=code)
         if r.status_code >= 400:
             raise PermanentError(PLATFORM, f"{what}: HTTP {r.status_code}", status=r.status_code)
         return data
 
     # -- Graph Bot API (group token) ------------------------------------------------------------
-    def graph(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    def graph(
+        self, method: str, path: str, body: dict[str, Any] | None = None, *, write: bool = False
+    ) -> Any:
         if not self._token:
             raise PermanentError(PLATFORM, "no group token configured (secret 'token')")
 
@@ -111,13 +130,14 @@ class OkClient:
                 raise transport_error(PLATFORM, exc) from None
             return self._check(f"graph {path.split('?')[0]}", r)
 
-        return with_retries(PLATFORM, path, self.retry, once)
+        return with_retries(PLATFORM, path, self.retry, once, write=write)
 
     def send_message(self, *, chat_id: str, text: str) -> dict[str, Any]:
         result = self.graph(
             "POST",
             f"me/messages/{chat_id}",
             {"recipient": {"chat_id": chat_id}, "message": {"text": text}},
+            write=True,
         )
         return result if isinstance(result, dict) else {}
 
@@ -129,7 +149,7 @@ class OkClient:
         return list((result or {}).get("subscriptions", []))
 
     # -- REST fb.do (application key + admin's user token) ---------------------------------------
-    def rest(self, method: str, **params: Any) -> Any:
+    def rest(self, method: str, *, write: bool = False, **params: Any) -> Any:
         if not (self._app_key and self._app_secret and self._user_token):
             raise PermanentError(
                 PLATFORM, "OK REST needs secrets app_key, app_secret and user_token"
@@ -147,7 +167,7 @@ class OkClient:
                 raise transport_error(PLATFORM, exc) from None
             return self._check(method, r)
 
-        return with_retries(PLATFORM, method, self.retry, once)
+        return with_retries(PLATFORM, method, self.retry, once, write=write)
 
     def group_topics(self, group_id: str, count: int) -> list[str]:
         result = self.rest("discussions.getList", gid=group_id, types="GROUP_TOPIC", count=count)
@@ -178,4 +198,4 @@ class OkClient:
         }
         if reply_to:
             params["reply_to_comment_id"] = reply_to
-        return self.rest("discussions.addDiscussionComment", **params)
+        return self.rest("discussions.addDiscussionComment", write=True, **params)

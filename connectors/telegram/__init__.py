@@ -18,7 +18,7 @@ from connectors.base import (
     Verified,
 )
 from connectors.common import check_secret, json_object
-from connectors.platform_http import PermanentError, split_text
+from connectors.platform_http import PermanentError, TransientError, split_text
 from connectors.telegram.client import MAX_MESSAGE_CHARS, TelegramClient
 from connectors.telegram.parse import EVENT_HANDLERS, parse_event
 
@@ -68,16 +68,28 @@ class TelegramConnector:
             raise PermanentError(CHANNEL, "the appeal has no chat_id to answer in")
         reply_to = fields.get("message_id") or reply.in_reply_to
         topic = fields.get("message_thread_id") if fields.get("is_topic_message") else None
+        chunks = split_text(reply.text, MAX_MESSAGE_CHARS)
+        sent: list[dict[str, Any]] = []
         with client_for(source) as client:
-            sent = [
-                client.send_message(
-                    chat_id=int(chat_id),
-                    text=chunk,
-                    reply_to_message_id=int(reply_to) if reply_to is not None and i == 0 else None,
-                    message_thread_id=int(topic) if topic else None,
-                )
-                for i, chunk in enumerate(split_text(reply.text, MAX_MESSAGE_CHARS))
-            ]
+            for i, chunk in enumerate(chunks):
+                try:
+                    sent.append(
+                        client.send_message(
+                            chat_id=int(chat_id),
+                            text=chunk,
+                            reply_to_message_id=(
+                                int(reply_to) if reply_to is not None and i == 0 else None
+                            ),
+                            message_thread_id=int(topic) if topic else None,
+                        )
+                    )
+                except (PermanentError, TransientError) as exc:
+                    if not sent:
+                        raise
+                    # The customer has the first parts: sending the reply again would repeat
+                    # them, so even a refusal of a later part is not a clean "not sent".
+                    detail = f"{len(sent)} of {len(chunks)} parts delivered, then: {exc.detail}"
+                    raise TransientError(CHANNEL, detail) from None
         return SentReply(platform_message_id=str(sent[0]["message_id"]), detail=f"chat {chat_id}")
 
 

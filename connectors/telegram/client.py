@@ -4,6 +4,9 @@ Answers are ``{"ok": true, "result": …}`` or ``{"ok": false, "error_code", "de
 "parameters": {"retry_after"}}``. 429 and 5xx are transient (429 carries ``retry_after``); 400,
 403 ("bot was blocked by the user"), 404 and 409 (getUpdates while a webhook is set) are
 permanent. The token is part of every URL, so errors never quote the URL (see platform_http).
+``sendMessage`` has no idempotency key: it is retried only when Telegram cannot have sent it
+(connection refused, 429); a timeout, a dropped connection or a 5xx after the request went out is
+raised at once as ambiguous (hub/replies.py then asks a human instead of sending it twice).
 Flood limits (Bot FAQ, PTB ``constants.FloodLimit``): about 30 messages/s overall, one per second
 per chat and 20 a minute per group.
 """
@@ -70,7 +73,11 @@ class TelegramClient:
     def call(self, method: str, payload: dict[str, Any], *, timeout: float | None = None) -> Any:
         payload = {k: v for k, v in payload.items() if v is not None}
         return with_retries(
-            PLATFORM, method, self.retry, lambda: self._call_once(method, payload, timeout)
+            PLATFORM,
+            method,
+            self.retry,
+            lambda: self._call_once(method, payload, timeout),
+            write=method in SEND_METHODS,
         )
 
     def _pace(self, method: str, payload: dict[str, Any]) -> None:
@@ -111,6 +118,7 @@ class TelegramClient:
                 status=r.status_code,
                 code=code,
                 retry_after=float(retry_after) if retry_after is not None else None,
+                unprocessed=r.status_code == 429,  # a flood refusal: nothing was sent
             )
         raise PermanentError(PLATFORM, detail, status=r.status_code, code=code)
 
