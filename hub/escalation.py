@@ -35,7 +35,7 @@ from hub.escalation_steps import (
     overdue_stage,
     reassign,
 )
-from hub.jobs import JobContext, JobHandler
+from hub.jobs import BACKGROUND, JobContext, JobHandler
 from hub.models import Appeal, PoolCursor
 from hub.routing import service as routing
 from hub.routing.engine import CompiledRuleSet
@@ -146,7 +146,10 @@ def make_handlers(
         for job in ctx.jobs:
             _run_one(ctx, job, client_for, clock(), url)
 
-    return [JobHandler(ESCALATE_JOB, run), JobHandler(ABSENCE_JOB, run)]
+    return [
+        JobHandler(ESCALATE_JOB, run, priority=BACKGROUND),
+        JobHandler(ABSENCE_JOB, run, priority=BACKGROUND),
+    ]
 
 
 def _run_one(ctx: JobContext, job: Any, client_for: ClientFor, now: datetime, url: str) -> None:

@@ -52,11 +52,18 @@ class JobContext:
         self.failures[job.id] = (error, retry)
 
 
+FOREGROUND = 0  # intake, delivery, replies: what a customer or an operator is waiting for
+BACKGROUND = 1  # escalations, reassignments, status reports: later is fine, never is not
+
+
 @dataclass(frozen=True)
 class JobHandler:
     kind: str
     run: Callable[[JobContext], None]
     batch_size: int = 1  # >1: the worker hands over up to this many due jobs of the kind at once
+    # Background kinds yield to due foreground jobs (hub/worker.py: _claim); a backlog of
+    # escalation notices must not hold back deliveries that share the portal's rate limit.
+    priority: int = FOREGROUND
 
 
 @cache

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     worker_threads: int = 2
     job_lease_seconds: float = 30.0  # renewed by a heartbeat; a dead worker's job returns after it
     job_poll_seconds: float = 0.2
+    # Every Nth claim round offers background jobs (escalations, status reports) first, so that
+    # a long delivery backlog still lets them through; 0 = background only when nothing else.
+    background_share: int = 5
     retry_base_seconds: float = 2.0
     retry_max_delay_seconds: float = 1800.0
     retry_horizon_hours: float = 24.0  # then the job is dead (visible, retryable)

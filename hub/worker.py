@@ -47,6 +47,12 @@ class Worker:
             max_delay_seconds=self.settings.retry_max_delay_seconds,
             horizon=timedelta(hours=self.settings.retry_horizon_hours),
         )
+        # Kinds by priority, most urgent first (hub/jobs.py: FOREGROUND, BACKGROUND).
+        tiers: dict[int, list[str]] = {}
+        for kind, handler in self.handlers.items():
+            tiers.setdefault(handler.priority, []).append(kind)
+        self._tiers = [tiers[p] for p in sorted(tiers)]
+        self._rounds = 0
         self._stop = threading.Event()
         self._held: list[int] = []
         self._held_lock = threading.Lock()
@@ -114,10 +120,24 @@ class Worker:
                 self._held = []
         return True
 
+    def tier_order(self) -> list[list[str]]:
+        """Most urgent tier first, except every ``background_share``-th round, which offers the
+        lower tiers first: due deliveries are never stuck behind thousands of escalation notices,
+        and escalations still get a share of the rounds while a delivery backlog lasts."""
+        self._rounds += 1
+        every = self.settings.background_share
+        if every > 0 and self._rounds % every == 0:
+            return self._tiers[::-1]
+        return self._tiers
+
     def _claim(self) -> list[Job]:
-        kinds = list(self.handlers)
         with session_scope(self.engine) as s:
-            kind = queue.next_due_kind(s, kinds, utcnow())
+            now = utcnow()
+            kind = None
+            for kinds in self.tier_order():
+                kind = queue.next_due_kind(s, kinds, now)
+                if kind is not None:
+                    break
             if kind is None:
                 return []
             return queue.claim(

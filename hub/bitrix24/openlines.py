@@ -32,7 +32,7 @@ from hub.bitrix24.batch import Batch
 from hub.bitrix24.client import Bitrix24Client
 from hub.bitrix24.errors import Bitrix24Error
 from hub.bitrix24.factory import NotConfigured
-from hub.jobs import JobContext, JobHandler
+from hub.jobs import BACKGROUND, JobContext, JobHandler
 from hub.models import Appeal, Reply, ReplyOrigin
 from hub.replies import REPORT_KIND
 from hub.settings import Settings, get_settings
@@ -354,7 +354,7 @@ def make_handlers(client_for: ClientFor = _default_client) -> list[JobHandler]:
 
     return [
         JobHandler(FORWARD_KIND, wrap(forward), batch_size=BATCH),
-        JobHandler(REPORT_KIND, wrap(report)),
+        JobHandler(REPORT_KIND, wrap(report), priority=BACKGROUND),
     ]
 
 

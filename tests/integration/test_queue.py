@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 
 from hub import queue
 from hub.db import session_scope
-from hub.jobs import JobContext, JobHandler, PermanentJobError
+from hub.jobs import BACKGROUND, JobContext, JobHandler, PermanentJobError
 from hub.models import AuditEntry, Job, JobState
 from hub.settings import get_settings
 from hub.timeutil import utcnow
@@ -126,6 +126,57 @@ class TestWorker:
             actors = [a.actor for a in s.execute(select(AuditEntry)).scalars()]
         assert actors == ["second"]
         assert _job(engine).state == JobState.done
+
+
+class TestPriority:
+    def test_due_foreground_jobs_go_before_older_background_ones(self, engine):
+        """Thousands of escalation notices due since long ago must not hold back a delivery
+        that is due now; every ``background_share``-th round still lets one of them through."""
+        ran: list[str] = []
+
+        def run(ctx: JobContext) -> None:
+            ran.extend(j.kind for j in ctx.jobs)
+
+        old = utcnow() - timedelta(hours=1)
+        with session_scope(engine) as s:
+            for n in range(6):
+                queue.enqueue(s, "test.notice", f"n{n}", {}, run_at=old)
+            for n in range(8):
+                queue.enqueue(s, "test.deliver", f"d{n}", {})
+        handlers = [
+            JobHandler("test.notice", run, priority=BACKGROUND),
+            JobHandler("test.deliver", run),
+        ]
+        worker = _worker(engine, handlers)
+        assert worker.settings.background_share == 5
+        worker.run_until_idle()
+        # Rounds 5 and 10 offer the background tier first; the rest go to deliveries while due.
+        assert ran[:10] == ["test.deliver"] * 4 + ["test.notice"] + ["test.deliver"] * 4 + [
+            "test.notice"
+        ]
+        assert ran[10:] == ["test.notice"] * 4  # then the rest of the background, in order
+        assert sorted(ran) == sorted(["test.deliver"] * 8 + ["test.notice"] * 6)
+
+    def test_background_runs_at_once_when_nothing_else_is_due(self, engine):
+        ran: list[str] = []
+        with session_scope(engine) as s:
+            queue.enqueue(s, "test.notice", "n1", {})
+            queue.enqueue(s, "test.deliver", "later", {}, run_at=utcnow() + timedelta(hours=1))
+        handlers = [
+            JobHandler("test.notice", lambda ctx: ran.append("notice"), priority=BACKGROUND),
+            JobHandler("test.deliver", lambda ctx: ran.append("deliver")),
+        ]
+        assert _worker(engine, handlers).run_until_idle() == 1
+        assert ran == ["notice"]
+
+    def test_escalations_and_status_reports_are_background(self):
+        from hub.jobs import job_handlers
+
+        handlers = job_handlers()
+        background = sorted(k for k, h in handlers.items() if h.priority == BACKGROUND)
+        assert background == ["escalate.appeal", "reassign.absent", "reply.report"]
+        assert handlers["deliver.appeal"].priority < BACKGROUND
+        assert handlers["parse.event"].priority < BACKGROUND
 
 
 class TestRetryPolicy:
