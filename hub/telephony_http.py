@@ -16,6 +16,7 @@ and the "В чёрный список" action in the Bitrix24 deal card.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any
 
@@ -43,6 +44,7 @@ from hub.settings import Settings
 from hub.storage.raw_events import IncomingEvent
 from hub.telephony_recordings import FORMATS, FetchError, can_convert, convert, sniff
 
+log = logging.getLogger("clienthub.telephony")
 router = APIRouter(tags=["telephony"])
 PLACEMENT = "CRM_DEAL_DETAIL_TOOLBAR"
 PLACEMENT_PATH = "/bitrix24/placement/blacklist"
@@ -97,6 +99,11 @@ async def upload_recording(source: str, request: Request) -> Response:
         saved = await run_in_threadpool(_keep, part.file, part.filename or "", settings)
     except files.TooLarge:
         return JSONResponse({"error": "recording too large"}, status_code=413)
+    except OSError as exc:
+        # Disk full or read-only: not acknowledged, so the PBX keeps the file and sends it again.
+        log.error("cannot store an uploaded recording: %s", exc.strerror or exc)
+        reason = f"ClientHub cannot store the recording now ({exc.strerror or 'I/O error'})"
+        return JSONResponse({"error": reason + "; send it again later"}, status_code=507)
     except FetchError as exc:  # neither .mp3 nor .wav, and no ffmpeg to convert it
         return JSONResponse({"error": str(exc)}, status_code=415)
     body = {"event": "recording", "callId": call_id, "file": saved}

@@ -136,6 +136,14 @@ def download(url: str, *, hosts: list[str], settings: Settings, store: files.Fil
                     got = _store(resp, store, limit)
             except files.TooLarge:
                 raise FetchError(f"recording is over {limit} bytes", retry=False) from None
+            except OSError as exc:
+                # Disk full, quota, read-only mount: ours to fix, not the PBX's. The call is
+                # delivered without it meanwhile; the job retries until space is back.
+                raise FetchError(
+                    f"cannot store the recording in {store.directory}: "
+                    f"{exc.strerror or type(exc).__name__}",
+                    retry=True,
+                ) from None
             except httpx.HTTPError as exc:
                 raise FetchError(f"download failed: {type(exc).__name__}", retry=True) from None
             if got.size == 0:

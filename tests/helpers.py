@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
@@ -44,3 +53,29 @@ def api_headers(engine: Engine, role: str = "admin") -> dict[str, str]:
             expires_at=utcnow() + timedelta(hours=1), ip="api-token",
         )  # fmt: skip
     return {"Authorization": f"Bearer {value}"}
+
+
+@contextmanager
+def small_disk(path: Path, size_kb: int) -> Iterator[Path]:
+    """A tmpfs of ``size_kb`` at ``path`` (the recordings directory), filled to the brim: the
+    real ENOSPC of a full disk, not a mocked write. Needs root (as CI runs) or sudo."""
+    path.mkdir(parents=True, exist_ok=True)
+    prefix = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    if prefix and not shutil.which("sudo"):
+        pytest.skip("mounting a small tmpfs needs root or sudo")
+    mount = [*prefix, "mount", "-t", "tmpfs", "-o", f"size={size_kb}k,mode=0777", "tmpfs"]
+    done = subprocess.run([*mount, str(path)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    filler = path / "filler"
+    try:
+        with filler.open("wb") as fh:
+            try:
+                while True:
+                    fh.write(b"\0" * 65536)
+                    fh.flush()
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC
+        yield filler
+    finally:
+        subprocess.run([*prefix, "umount", "-l", str(path)], check=False)

@@ -34,7 +34,7 @@ from tests.connectors.helpers import (
     handlers_without_fixtures,
 )
 from tests.fakes.pbx import appeals, calls_of, drain_until, hub_server, source
-from tests.helpers import count
+from tests.helpers import count, small_disk
 
 TOKEN = "cti-token-for-asterisk"
 ZAMMAD_CALL = "307fa962-de8d-4ffc-817b-7f6993204159"
@@ -236,3 +236,20 @@ def test_a_recording_over_the_size_limit_is_refused(engine, pbx, monkeypatch):
         )
     assert "over 100000" in (calls_of(engine)[0].recording_error or "")
     assert not list(Path("clienthub-files").rglob(".tmp-*"))  # the partial file is gone
+
+
+def test_an_upload_to_a_full_disk_is_not_acknowledged_and_lands_when_space_is_back(engine, pbx):
+    """507 with the reason: the PBX keeps the file and sends it again; nothing half-stored."""
+    fake, _ = pbx
+    rec = fake.add("full", kind="wav", size=300_044)
+    source(engine, "cti", "asterisk", {}, {"token": TOKEN})
+    with small_disk(Path.cwd() / "clienthub-files", 1024) as filler, hub_server(engine) as hub:
+        up = f"{hub}/telephony/cti/asterisk/recording"
+        r = cti_upload(up, "c9", rec, token=TOKEN)
+        assert r.status_code == 507, r.text
+        assert "No space left on device" in r.json()["error"]
+        assert count(engine, RawEvent) == 0
+        assert not list(filler.parent.rglob(".tmp-*"))
+        filler.unlink()
+        assert cti_upload(up, "c9", rec, token=TOKEN).status_code == 200
+    assert count(engine, RawEvent) == 1

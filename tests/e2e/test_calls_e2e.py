@@ -44,6 +44,7 @@ from hub.storage import b24_tokens
 from hub.timeutil import utcnow
 from tests.conftest import LiveServer
 from tests.fakes.pbx import appeals, calls_of, drain_until, hub_server, source
+from tests.helpers import small_disk
 
 SAMPLE = Path(__file__).resolve().parents[2] / "routing_rules" / "sample"
 KEY, SALT = "e2e-mango-key", "e2e-mango-salt"
@@ -426,3 +427,31 @@ def test_a_worker_killed_midway_still_gives_one_deal_one_call_one_recording(
     _assert_one_call_in_the_crm(hub, rec)
     if point == "telephony.call:after_finish":
         assert hub.calls_to("voximplant.statistic.get"), "the retry looked the call up"
+
+
+@sqlite_only
+def test_a_full_recordings_disk_delays_only_the_recording(hub: Hub) -> None:
+    """The recordings directory is full: the call still reaches the CRM at once, the recording
+    waits with the reason on the call, and lands once (one attach) when space is back."""
+    rec = hub.pbx.add("disk", kind="mp3", size=300_000)
+    with small_disk(Path.cwd() / "clienthub-files", 1024) as filler:
+        for event, payload in _call("E2E-DISK", rec_id="disk"):
+            hub.post(event, payload)
+        hub.drain(
+            lambda: (
+                calls_of(hub.engine)[0].recording_error is not None
+                and hub.telephony()["calls"]
+                and hub.telephony()["calls"][0]["finished"]
+            )
+        )
+        [call] = calls_of(hub.engine)
+        assert call.recording_state == "pending"
+        assert "No space left on device" in call.recording_error
+        _assert_one_call_in_the_crm(hub, None)
+        assert not hub.telephony()["calls"][0].get("record")
+        assert not list(Path(filler).parent.glob(".tmp-*")), "a half-written temporary file stayed"
+        filler.unlink()  # an admin frees space
+        hub.drain(lambda: (hub.telephony()["calls"] or [{}])[0].get("record"))
+        [call] = calls_of(hub.engine)
+        assert (call.recording_state, call.recording_error) == ("stored", None)
+        _assert_one_call_in_the_crm(hub, rec)
