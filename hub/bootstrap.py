@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
 
 from hub.db import session_scope
 from hub.rules_io import read_dir
@@ -21,10 +25,29 @@ from hub.storage import users as users_store
 log = logging.getLogger("clienthub.bootstrap")
 
 
-def ensure_defaults(engine: Engine, settings: Settings) -> None:
+# pg_advisory_xact_lock key of the first-start defaults (other keys: hub/storage/rulesets.py,
+# hub/scheduler.py); held to the end of the transaction that checks and creates.
+_BOOTSTRAP_LOCK = 7_402_120
+
+
+def _first_start_lock(session: Session) -> None:
+    """Serialise first starts: compose starts two web processes and three workers at once on an
+    empty database, and each would see no sources and no rule versions and create its own. On
+    PostgreSQL a transaction-scoped advisory lock makes the others wait and then see the first
+    one's rows (READ COMMITTED); SQLite writing transactions already begin IMMEDIATE
+    (hub/db.py), which serialises the check and the write the same way."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _BOOTSTRAP_LOCK})
+
+
+def ensure_defaults(
+    engine: Engine, settings: Settings, say: Callable[[str], None] | None = None
+) -> None:
     """First start: the initial sources (default ``form/site``) and the sample rule directory
-    published as version 1, so that a fresh install routes for real. Later starts change nothing."""
+    published as version 1, so that a fresh install routes for real. Later starts change nothing;
+    processes starting together create everything once. ``say`` hears what takes a moment."""
     with session_scope(engine) as s:
+        _first_start_lock(s)
         if not sources_store.list_all(s):
             for spec in settings.initial_sources:
                 channel, _, source = spec.partition("/")
@@ -36,17 +59,32 @@ def ensure_defaults(engine: Engine, settings: Settings) -> None:
     rules_dir = Path(settings.initial_rules_dir) if settings.initial_rules_dir else None
     if rules_dir is None or not rules_dir.is_dir():
         return
-    with session_scope(engine) as s:
-        if rulesets.count_versions(s):
+    with session_scope(engine, read_only=True) as s:
+        if rulesets.count_versions(s):  # every later start: no lock, no file reading
             return
+    files = read_dir(rules_dir)
+    with session_scope(engine) as s:
+        _first_start_lock(s)
+        if rulesets.count_versions(s):  # another process published while this one waited
+            return
+        started = time.monotonic()
+        if say:
+            say(
+                f"первый запуск / first start: публикую правила / publishing rules {rules_dir} "
+                f"({len(files)} файлов / files)…"
+            )
         version = rulesets.import_draft(
             session=s,
-            files=read_dir(rules_dir),
+            files=files,
             created_by="system",
             note=f"first start: {rules_dir.name}",
         )
         rulesets.publish(session=s, published_by="system", version_id=version.id)
-        log.info("published rule directory %s as version %s", rules_dir, version.id)
+        number = version.id
+    log.info("published rule directory %s as version %s", rules_dir, number)
+    if say:
+        seconds = time.monotonic() - started
+        say(f"  опубликована версия / published version {number} ({seconds:.1f} с / s)")
 
 
 FIRST_ADMIN_LOGIN = "admin"

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sys
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -22,6 +24,7 @@ from hub.cli_users import users_app
 from hub.settings import get_settings
 
 if TYPE_CHECKING:
+    import uvicorn
     from sqlalchemy.engine import Engine
 
     from hub.bootstrap import FirstAdmin
@@ -85,7 +88,7 @@ def _prepare() -> Any:
     setup_logging(settings.log_level, settings.log_json)
     migrations.upgrade(settings.database_url)
     engine = get_engine()
-    ensure_defaults(engine, settings)
+    ensure_defaults(engine, settings, say=lambda line: typer.echo(line, err=True))
     return engine
 
 
@@ -100,14 +103,14 @@ def _first_admin(engine: Engine, settings: Settings) -> FirstAdmin:
         raise fail(str(exc)) from None
 
 
-def _credentials(first: FirstAdmin) -> list[str]:
+def _credentials(first: FirstAdmin, cli: str) -> list[str]:
     """What the banner says about logging in. A stored password cannot be shown (only its hash
     is kept), so later starts say how to create or reset users instead."""
     from hub.bootstrap import FIRST_ADMIN_LOGIN as admin
 
     label = "  вход / login:       "
     pad = " " * len(label)
-    change = f"сменить / change: clienthub users passwd {admin}"
+    change = f"сменить / change: {cli} users passwd {admin}"
     if first.created and first.password:
         return [
             f"{label}{admin}   пароль / password: {first.password}",
@@ -119,20 +122,25 @@ def _credentials(first: FirstAdmin) -> list[str]:
         return [f"{label}{admin} создал другой процесс (пароль в его выводе); {change}"]
     if first.users:
         return [
-            f"{label}пользователи уже есть / users exist: clienthub users list",
-            f"{pad}новый / new: clienthub users add ЛОГИН --role admin; "
-            "забыт пароль / reset: clienthub users passwd ЛОГИН",
+            f"{label}пользователи уже есть / users exist: {cli} users list",
+            f"{pad}новый / new: {cli} users add ЛОГИН --role admin; "
+            f"забыт пароль / reset: {cli} users passwd ЛОГИН",
         ]
     return [
         f"{label}пользователей нет (CLIENTHUB_FIRST_ADMIN=off); "
-        f"создайте / create: clienthub users add {admin}"
+        f"создайте / create: {cli} users add {admin}"
     ]
 
 
-def banner(settings: Settings, host: str, port: int, first: FirstAdmin) -> str:
-    """The start-up banner on stderr: where everything is, and what to do next."""
+def banner(
+    settings: Settings, host: str, port: int, first: FirstAdmin, cli: str | None = None
+) -> str:
+    """The start-up banner on stderr: where everything is, and what to do next, with commands
+    spelled as they work in the user's shell (``cli``, default: hub/cli_hint.py)."""
     from hub.bitrix24.factory import SANDBOX_MOUNT, portal_mode, sandbox_url
+    from hub.cli_hint import cli_command
 
+    cli = cli or cli_command()
     shown = host if host not in ("", "0.0.0.0", "::") else "127.0.0.1"
     base = settings.public_url.rstrip("/") or f"http://{shown}:{port}"
     mode = portal_mode(settings)
@@ -142,30 +150,44 @@ def banner(settings: Settings, host: str, port: int, first: FirstAdmin) -> str:
     elif mode == "none":
         portal = "не подключён / not connected: CLIENTHUB_B24_WEBHOOK_URL, docs/bitrix24_app.md"
     else:
-        portal = f"портал / portal ({mode}): clienthub bitrix24 status"
+        portal = f"портал / portal ({mode}): {cli} bitrix24 status"
     return "\n".join(
         [
             f"ClientHub запущен / is running: {base}",
             f"  интерфейс / UI:     {base}/ui/",
-            *_credentials(first),
+            *_credentials(first, cli),
             f"  Битрикс24:          {portal}",
             f"  вебхуки / webhooks: POST {base}/hooks/{{channel}}/{{source}}",
-            f"  API:                {base}/api/appeals   (clienthub appeals list)",
+            f"  API:                {base}/api/appeals   ({cli} appeals list)",
             f"  здоровье / health:  {base}/readyz, {base}/metrics",
             f"  база / database:    {_safe_url(settings.database_url)}",
-            "Дальше / next: во втором терминале / in a second terminal: clienthub demo",
+            f"Дальше / next: во втором терминале / in a second terminal: {cli} demo",
         ]
     )
 
 
-def _serve(app_obj: Any, host: str, port: int) -> None:
+def make_server(
+    app_obj: Any, host: str, port: int, on_ready: Callable[[], None] | None = None
+) -> uvicorn.Server:
+    """A uvicorn server that calls ``on_ready`` once its socket listens, so that the banner's
+    "is running" is true when printed (a port in use stops the start before it)."""
     import uvicorn
 
+    class ReadyServer(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started and not self.should_exit and on_ready is not None:
+                on_ready()
+
+    config = uvicorn.Config(app_obj, host=host, port=port, log_config=None, access_log=False)
+    return ReadyServer(config)
+
+
+def _serve(app_obj: Any, host: str, port: int, on_ready: Callable[[], None] | None = None) -> None:
     from hub.runtime import tune_gc
 
     tune_gc()
-    config = uvicorn.Config(app_obj, host=host, port=port, log_config=None, access_log=False)
-    uvicorn.Server(config).run()
+    make_server(app_obj, host, port, on_ready).run()
 
 
 @app.command()
@@ -194,12 +216,14 @@ def run(
         t.start()
     if settings.scheduler_enabled:
         scheduler.start()
-    typer.echo(banner(settings, host, port, first), err=True)
     from hub.bitrix24 import app_setup
 
     app_setup.start_sandbox_self_install(settings, engine)  # no-op unless in sandbox mode
     try:
-        _serve(create_app(settings, engine), host, port)
+        _serve(
+            create_app(settings, engine), host, port,
+            on_ready=lambda: typer.echo(banner(settings, host, port, first), err=True),
+        )  # fmt: skip
     finally:
         for w in workers:
             w.stop()
@@ -222,8 +246,10 @@ def web(
     engine = _prepare()
     first = _first_admin(engine, settings)
     host, port = host or settings.host, port or settings.port
-    typer.echo(banner(settings, host, port, first), err=True)
-    _serve(create_app(settings, engine), host, port)
+    _serve(
+        create_app(settings, engine), host, port,
+        on_ready=lambda: typer.echo(banner(settings, host, port, first), err=True),
+    )  # fmt: skip
 
 
 @app.command()

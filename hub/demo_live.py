@@ -43,9 +43,12 @@ def check_server(hub: str, settings: Settings) -> str:
     try:
         ready = httpx.get(f"{hub}/readyz", timeout=5)
     except httpx.HTTPError:
+        from hub.cli_hint import cli_command
+
+        cli = cli_command()
         raise DemoError(
-            f"ClientHub не отвечает на {hub}. Сначала запустите `clienthub run` "
-            "(в другом терминале, в этом же каталоге), затем снова `clienthub demo`."
+            f"ClientHub не отвечает на {hub}. Сначала запустите `{cli} run` "
+            f"(в другом терминале, в этом же каталоге), затем снова `{cli} demo`."
         ) from None
     if ready.status_code != 200:
         raise DemoError(f"ClientHub на {hub} не готов: {ready.text[:200]}")

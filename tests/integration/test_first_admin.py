@@ -4,7 +4,10 @@ together create exactly one admin. Both backends (the race matters on PostgreSQL
 
 from __future__ import annotations
 
+import socket
 import threading
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,12 +16,15 @@ from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
 from hub import bootstrap
-from hub.cli import app, banner
+from hub.cli import app, banner, make_server
 from hub.db import session_scope
-from hub.models import AuditEntry, User
+from hub.models import AuditEntry, ChannelSource, RuleSetVersion, User
 from hub.settings import Settings, get_settings
 from hub.ui.security import verify_password
 from tests.helpers import count
+from tests.pg import free_port
+
+SAMPLE = Path(__file__).resolve().parents[2] / "routing_rules" / "sample"
 
 
 def _settings(**values: Any) -> Settings:
@@ -133,7 +139,13 @@ def test_clienthub_run_prints_the_banner_once(env: str, monkeypatch: pytest.Monk
     monkeypatch.setenv("CLIENTHUB_SCHEDULER_ENABLED", "false")
     monkeypatch.setenv("CLIENTHUB_WORKER_THREADS", "0")
     monkeypatch.setattr(hub.logging, "setup_logging", lambda *a, **k: None)
-    monkeypatch.setattr(hub.cli, "_serve", lambda *a, **k: None)
+    served: list[tuple[str, int]] = []
+
+    def serve(_app: Any, host: str, port: int, on_ready: Callable[[], None]) -> None:
+        served.append((host, port))  # the banner comes from the server, once it listens
+        on_ready()
+
+    monkeypatch.setattr(hub.cli, "_serve", serve)
     get_settings.cache_clear()
     runner = CliRunner()
     try:
@@ -144,6 +156,7 @@ def test_clienthub_run_prints_the_banner_once(env: str, monkeypatch: pytest.Monk
         second = runner.invoke(app, ["run", "--port", "8765"])
         assert second.exit_code == 0, second.output
         assert password not in second.output and "clienthub users list" in second.output
+        assert served == [("127.0.0.1", 8765)] * 2
         from hub.db import get_engine
 
         assert count(get_engine(), User) == 1
@@ -154,3 +167,103 @@ def test_clienthub_run_prints_the_banner_once(env: str, monkeypatch: pytest.Monk
 def _audit(engine: Engine) -> list[AuditEntry]:
     with session_scope(engine, read_only=True) as s:
         return list(s.execute(select(AuditEntry).where(AuditEntry.object_type == "user")).scalars())
+
+
+def test_processes_starting_together_on_an_empty_database_create_everything_once(
+    engine: Engine,
+) -> None:
+    """compose starts two web processes and three workers at once: each runs the first-start
+    defaults. Publishing the sample takes long enough that, unserialised, every one of them
+    sees no version and publishes its own (and the losers of the source insert crash)."""
+    settings = Settings(sandbox_enabled=True, initial_rules_dir=str(SAMPLE))
+    starters = 5
+    barrier = threading.Barrier(starters, timeout=30)
+    admins: list[bootstrap.FirstAdmin] = []
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            barrier.wait()
+            bootstrap.ensure_defaults(engine, settings)
+            admins.append(bootstrap.ensure_first_admin(engine, settings))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(starters)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    with session_scope(engine, read_only=True) as s:
+        versions = list(s.execute(select(RuleSetVersion)).scalars())
+        sources = list(s.execute(select(ChannelSource)).scalars())
+    assert [(v.id, v.state, v.created_by) for v in versions] == [(1, "published", "system")]
+    assert [(x.channel, x.source) for x in sources] == [("form", "site")]
+    assert [u.login for u in _users(engine)] == ["admin"]
+    assert sum(a.created for a in admins) == 1 and len(admins) == starters
+
+
+def test_the_first_start_says_it_is_publishing_and_later_starts_are_silent(
+    engine: Engine,
+) -> None:
+    settings = Settings(sandbox_enabled=True, initial_rules_dir=str(SAMPLE))
+    said: list[str] = []
+    bootstrap.ensure_defaults(engine, settings, say=said.append)
+    assert len(said) == 2, said
+    assert "публикую правила" in said[0] and str(SAMPLE) in said[0] and "12 файлов" in said[0]
+    assert "опубликована версия / published version 1" in said[1]
+    bootstrap.ensure_defaults(engine, settings, say=said.append)
+    assert len(said) == 2
+
+
+def _serve_in_thread(port: int, ready: Callable[[], None]) -> tuple[Any, threading.Thread]:
+    async def app(scope: Any, receive: Any, send: Any) -> None:  # a bare ASGI app
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+
+    server = make_server(app, "127.0.0.1", port, on_ready=ready)
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            server.run()
+        except SystemExit as exc:  # uvicorn's way to fail a start
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.outcome = outcome  # type: ignore[attr-defined]
+    thread.start()
+    return server, thread
+
+
+def test_the_banner_waits_until_the_port_accepts_connections() -> None:
+    """ "ClientHub запущен / is running" must be true when printed: the callback runs only once
+    uvicorn's socket listens."""
+    port = free_port()
+    connected: list[bool] = []
+    box: dict[str, Any] = {}
+
+    def ready() -> None:
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            connected.append(True)
+        box["server"].should_exit = True
+
+    box["server"], thread = _serve_in_thread(port, ready)
+    thread.join(20)
+    assert not thread.is_alive()
+    assert connected == [True]
+
+
+def test_a_port_in_use_prints_no_banner() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        called: list[bool] = []
+        _server, thread = _serve_in_thread(port, lambda: called.append(True))
+        thread.join(20)
+    assert not thread.is_alive() and called == []
+    assert [bool(e.code) for e in thread.outcome] == [True]  # type: ignore[attr-defined]
