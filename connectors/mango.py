@@ -52,6 +52,36 @@ DEFAULT_API_URL = "https://app.mango-office.ru/vpbx"
 DIRECTIONS = {1: "in", 2: "out", 0: "internal"}
 
 
+# A signed event older than this is refused as a replay (the signature covers its timestamp, so
+# it cannot be refreshed). Generous: a PBX re-sends what we did not acknowledge for a while.
+REPLAY_WINDOW_HOURS = 24.0
+FUTURE_SKEW_SECONDS = 300.0
+
+
+def check_fresh(p: Obj, config: dict[str, Any], now: float) -> None:
+    """Refuse a replayed event: its signed ``timestamp`` (or ``end_time``/``create_time`` for a
+    summary) outside the window. Events without a time are left to deduplication."""
+    at = 0
+    for key in ("timestamp", "end_time", "create_time"):
+        try:
+            at = as_int(p.raw(key)) or 0
+        except OverflowError:  # "1e999": not a time
+            at = 0
+        if at > 0:
+            break
+    if not at:
+        return
+    window = float(config.get("replay_window_hours") or REPLAY_WINDOW_HOURS) * 3600
+    if at < now - window:
+        hours = (now - at) / 3600
+        raise Rejected(
+            403, f"Mango event is {hours:.0f} h old, outside the replay window of "
+            f"{window / 3600:g} h (source setting replay_window_hours)",
+        )  # fmt: skip
+    if at > now + FUTURE_SKEW_SECONDS:
+        raise Rejected(403, "Mango event timestamp is in the future (check the PBX clock)")
+
+
 def signature(key: str, json_text: str, salt: str) -> str:
     return hashlib.sha256((key + json_text + salt).encode()).hexdigest()
 
@@ -97,6 +127,7 @@ def _external_id(name: str, p: Obj, json_text: str) -> str:
 
 class MangoConnector:
     channel = CHANNEL
+    now: Callable[[], float] = staticmethod(time.time)
 
     def verify(self, request: InboundRequest, source: SourceConfig) -> Verified:
         key, salt = source.secrets.get("key"), source.secrets.get("salt")
@@ -116,6 +147,7 @@ class MangoConnector:
         if not (key_ok and sign_ok):
             raise Rejected(403, "Mango signature or vpbx_api_key is wrong")
         p = _payload(json_text)
+        check_fresh(p, source.config, self.now())
         return Verified(external_id=_external_id(name, p, json_text)[:255], event_type=name)
 
     def parse(self, event: RawEventView) -> list[ParsedAppeal]:

@@ -38,6 +38,9 @@ KEY, SALT = "mango-api-key", "mango-api-salt"
 ENTRY = "MzQ1Mzc1MzUxMzoxNjE="
 MISSED = "MzQ1Mzc1MzUxNDoxNjI="
 SECRETS = {"key": KEY, "salt": SALT}
+RECORDED_AT = 1513707925  # summary__answered's end_time: the fixtures were recorded in 2017
+# Posting the recorded (2017) events over HTTP needs a replay window that reaches back to them.
+OLD_FIXTURES = {"replay_window_hours": 24 * 365 * 20}
 
 
 def payload(name: str) -> dict:
@@ -181,9 +184,12 @@ class TestVerify:
             content_type="application/x-www-form-urlencoded",
         )
 
-    def verify(self, request: InboundRequest, secrets: dict | None = None):
+    def verify(self, request: InboundRequest, secrets: dict | None = None, now: float = 0.0):
         cfg = SourceConfig("mango", "hotline", {}, SECRETS if secrets is None else secrets)
-        return get_connector("mango").verify(request, cfg)
+        connector = type(get_connector("mango"))()
+        # The recorded payloads are of December 2017: verify them at their own time.
+        connector.now = lambda: now or RECORDED_AT + 60  # type: ignore[method-assign]
+        return connector.verify(request, cfg)
 
     def test_signed_event_is_accepted_with_an_id_per_event(self) -> None:
         v = self.verify(self.request())
@@ -204,6 +210,18 @@ class TestVerify:
         other = mango_form(payload("summary__answered"), "other-key", SALT)
         with pytest.raises(Rejected):
             self.verify(self.request(**other))
+
+    def test_a_replayed_old_event_is_refused_with_its_age(self) -> None:
+        with pytest.raises(Rejected) as exc:
+            self.verify(self.request(), now=RECORDED_AT + 25 * 3600)
+        assert exc.value.status == 403
+        assert "25 h old, outside the replay window of 24 h" in exc.value.reason
+        assert self.verify(self.request(), now=RECORDED_AT + 23 * 3600).event_type == "summary"
+
+    def test_an_event_from_the_future_is_refused(self) -> None:
+        with pytest.raises(Rejected) as exc:
+            self.verify(self.request(), now=RECORDED_AT - 3600)
+        assert "in the future" in exc.value.reason
 
     def test_no_configured_salt_disables_the_source(self) -> None:
         with pytest.raises(Rejected) as exc:
@@ -243,7 +261,7 @@ def pbx(env, monkeypatch) -> Iterator[tuple[FakePbx, str]]:
 def test_a_call_posted_out_of_order_and_twice_is_one_appeal_with_its_recording(engine, pbx):
     fake, pbx_url = pbx
     rec = fake.add("MToxMDA3MTYxNToxNjE6cmVjOjE=", kind="mp3", size=64_000, fail_times=2)
-    source(engine, "mango", "hotline", {"api_url": f"{pbx_url}/vpbx"}, SECRETS)
+    source(engine, "mango", "hotline", {"api_url": f"{pbx_url}/vpbx", **OLD_FIXTURES}, SECRETS)
     with hub_server(engine) as hub:
         base = f"{hub}/hooks/mango/hotline"
         story = ["recording__completed", "summary__answered", "dtmf__ivr", "call__appeared",
@@ -282,7 +300,7 @@ def test_a_call_without_an_end_event_waits_then_routes(engine, pbx, monkeypatch)
     from hub.settings import get_settings
 
     get_settings.cache_clear()
-    source(engine, "mango", "hotline", {}, SECRETS)
+    source(engine, "mango", "hotline", OLD_FIXTURES, SECRETS)
     with hub_server(engine) as hub:
         r = mango_post(f"{hub}/hooks/mango/hotline", "call", payload("call__appeared"),
                        key=KEY, salt=SALT)  # fmt: skip
