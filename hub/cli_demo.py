@@ -4,6 +4,9 @@ history of routed appeals for UI demos and benchmarks (hub/demo_generate.py)."""
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+from typing import Any
+
 import typer
 
 demo_app = typer.Typer(help="Demo: every channel through a running ClientHub, or bulk history.")
@@ -36,19 +39,32 @@ def demo(
 
 
 def _generate(count: int, months: int, seed: int) -> None:
+    """The preparation (migrations, first-start rules, compiling, routing the templates) says
+    each step; then a bar that moves every batch of rows (hub/demo_generate.py)."""
     from hub import migrations
     from hub.bootstrap import ensure_defaults
     from hub.db import get_engine
     from hub.demo_generate import generate as run
     from hub.settings import get_settings
 
+    def say(line: str) -> None:
+        typer.echo(line, err=True)
+
     settings = get_settings()
+    say("проверяю схему базы / checking the database schema…")
     migrations.upgrade(settings.database_url)
     engine = get_engine()
-    ensure_defaults(engine, settings)
-    with typer.progressbar(length=count, label="обращения") as bar:
+    ensure_defaults(engine, settings, say=say)
+    with ExitStack() as stack:
+        bars: list[Any] = []
+
+        def progress(rows: int) -> None:
+            if not bars:  # opened at the first rows, after the step messages
+                bars.append(stack.enter_context(typer.progressbar(length=count, label="обращения")))
+            bars[0].update(rows)
+
         try:
-            first = run(engine, count, months=months, seed=seed, progress=bar.update)
+            first = run(engine, count, months=months, seed=seed, progress=progress, step=say)
         except LookupError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None

@@ -338,9 +338,16 @@ def generate(
     seed: int = 1,
     templates: int = 3000,
     chunk: int = 20_000,
+    batch: int = 1000,
     progress: Callable[[int], None] | None = None,
+    step: Callable[[str], None] | None = None,
 ) -> int:
-    """Insert ``n`` appeals (with raw events and delivery jobs); returns the first new id."""
+    """Insert ``n`` appeals (with raw events and delivery jobs); returns the first new id.
+
+    One transaction per ``chunk`` rows keeps the bulk load fast; ``progress`` hears every
+    ``batch`` rows inserted, so a bar moves every second or so rather than once a minute, and
+    ``step`` hears the preparation (compiling the rules, routing the templates)."""
+    say = step or (lambda _message: None)
     rng = random.Random(seed)
     with session_scope(engine, read_only=True) as s:
         version_id = rulesets.published_id(s)
@@ -349,8 +356,11 @@ def generate(
         files = rulesets.export_files(session=s, version_id=version_id)[1]
         conn = s.connection()
         start_id = max(_max_id(conn, RAWS), _max_id(conn, APPEALS)) + 1
+    say(f"компилирую правила версии {version_id} ({len(files)} файлов)…")
     rules = compile_files(files, version=version_id)
-    pool = build_templates(rules, min(templates, max(50, n)), rng)
+    size = min(templates, max(50, n))
+    say(f"маршрутизирую {size} образцов обращений правилами версии {version_id}…")
+    pool = build_templates(rules, size, rng)
     now = utcnow()
     times = _times(n, months, now, rng)
     with engine.connect() as conn:
@@ -361,19 +371,23 @@ def generate(
             _pragma(conn, "synchronous=OFF", "cache_size=-400000")
         try:
             for lo in range(0, n, chunk):
-                raws, appeals, jobs = [], [], []
-                for i in range(lo, min(n, lo + chunk)):
-                    tpl = rng.choice(pool)
-                    raw, appeal, job = _rows(start_id + i, times[i], tpl, now, rng, version_id)
-                    raws.append(raw)
-                    appeals.append(appeal)
-                    if job is not None:
-                        jobs.append(job)
                 with conn.begin():
-                    for table, rows in ((RAWS, raws), (APPEALS, appeals), (JOBS, jobs)):
-                        _insert(conn, table, rows)
-                if progress:
-                    progress(len(appeals))
+                    for first in range(lo, min(n, lo + chunk), batch):
+                        last = min(n, lo + chunk, first + batch)
+                        raws, appeals, jobs = [], [], []
+                        for i in range(first, last):
+                            tpl = rng.choice(pool)
+                            raw, appeal, job = _rows(
+                                start_id + i, times[i], tpl, now, rng, version_id
+                            )
+                            raws.append(raw)
+                            appeals.append(appeal)
+                            if job is not None:
+                                jobs.append(job)
+                        for table, rows in ((RAWS, raws), (APPEALS, appeals), (JOBS, jobs)):
+                            _insert(conn, table, rows)
+                        if progress:
+                            progress(len(appeals))
             with conn.begin():
                 if not sqlite:
                     for table in ("raw_events", "appeals"):
