@@ -13,7 +13,6 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from hub.routing.assign import AssignmentState
 from hub.routing.compile import compile_files
 from hub.routing.engine import CompiledRuleSet
 from hub.routing.types import AppealInput, Decision, TraceStep
@@ -36,8 +35,11 @@ def route(session: Session, appeal: AppealInput, *, now: datetime | None = None)
     if version_id is None:
         return Decision(trace=[TraceStep(step="rules", message=NO_RULES)])
     ruleset = compiled(session, version_id)
-    state: AssignmentState = DbAssignmentState(session)
-    return ruleset.decide(appeal, now=now or utcnow(), state=state)
+    state = DbAssignmentState(session)
+    try:
+        return ruleset.decide(appeal, now=now or utcnow(), state=state)
+    finally:
+        state.release()
 
 
 def compiled(session: Session, version_id: int) -> CompiledRuleSet:

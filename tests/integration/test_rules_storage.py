@@ -211,6 +211,37 @@ class TestAssignmentState:
             cursor = session.get(PoolCursor, "hotline")
             assert cursor is not None and cursor.last_employee_id == "op1"
 
+    @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+    def test_a_turn_does_not_wait_for_another_workers_open_batch(self, engine: Engine) -> None:
+        """Worker A routed an appeal and its batch is still open; worker B routes the next one
+        from the same pool without waiting for A's commit, and gets the next turn. (PostgreSQL:
+        on SQLite one writer at a time is the database's own rule.)"""
+        import threading
+
+        rules = "rules:\n  - id: h\n    then: {assign: {pool: hotline}, stop: true}\n"
+        _import(engine, files(rules_yaml=rules))
+        _publish(engine)
+        appeal = AppealInput("vk", "x", "comment", "?")
+        picks: list[str] = []
+        with session_scope(engine) as batch_a:
+            decision = service.route(batch_a, appeal, now=NOW)
+            assert decision.assignee is not None
+            picks.append(decision.assignee.id)
+
+            def worker_b() -> None:
+                with session_scope(engine) as batch_b:
+                    other = service.route(batch_b, appeal, now=NOW)
+                    assert other.assignee is not None
+                    picks.append(other.assignee.id)
+
+            thread = threading.Thread(target=worker_b)
+            thread.start()
+            thread.join(timeout=20)
+            blocked = thread.is_alive()
+        thread.join()
+        assert not blocked, "worker B waited for worker A's batch to commit"
+        assert picks == ["op1", "op2"]
+
     def test_dry_run_does_not_move_the_cursor(self, engine: Engine) -> None:
         with session_scope(engine) as session:
             state = DbAssignmentState(session, record=False)
