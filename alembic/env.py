@@ -13,6 +13,14 @@ config = context.config
 target_metadata = SQLModel.metadata
 
 
+# Kept up by migration 0004, not by the models: autogenerate must neither drop nor recreate them.
+_NOT_MODELLED = ("appeals_fts", "appeals_search", "ix_appeals_search")
+
+
+def _include(_obj: object, name: str | None, _type: str, _reflected: bool, _to: object) -> bool:
+    return not (name or "").startswith(_NOT_MODELLED)
+
+
 def _url() -> str:
     return config.attributes.get("url") or get_settings().database_url
 
@@ -41,6 +49,7 @@ def _run(connection: object) -> None:
         connection=connection,  # type: ignore[arg-type]
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",  # type: ignore[attr-defined]
+        include_object=_include,
     )
     with context.begin_transaction():
         context.run_migrations()

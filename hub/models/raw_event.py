@@ -35,6 +35,8 @@ class RawEvent(SQLModel, table=True):
             postgresql_where=text("external_id IS NOT NULL"),
         ),
         Index("ix_raw_events_received_at", "received_at"),
+        # The channels page: each source's latest event, one seek (migration 0004).
+        Index("ix_raw_events_source_id", "channel", "source", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -2,19 +2,17 @@
 dead letters, channel health, the audit log. Nothing here commits.
 
 Every list is newest first with a keyset cursor (``before_id``): page 1,000 costs what page 1
-costs. Each filter has an ``(column, id)`` index (``hub/models/appeal.py``). Text search has no
-index, so one request scans at most ``SEARCH_WINDOW`` ids below the cursor and hands back where
-it stopped; the page offers to continue from there instead of scanning a million rows at once.
+costs. Each filter has an ``(column, id)`` index (``hub/models/appeal.py``); text search runs on
+the full-text index (``hub/storage/search.py``).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, select, text
 from sqlmodel import Session
 
 from hub.models import (
@@ -28,9 +26,9 @@ from hub.models import (
     RejectedRequest,
     Reply,
 )
+from hub.storage import search
 from hub.timeutil import utcnow
 
-SEARCH_WINDOW = 40_000
 NONE = "__none__"  # a filter value meaning "not determined" (IS NULL)
 
 
@@ -104,43 +102,28 @@ _LIST_COLUMNS = (
 class AppealPage:
     rows: list[Any]
     next_cursor: str | None  # the cursor of the next (older) page, if any
-    searched_down_to: int | None = None  # text search: the window ended at this id
 
 
 def _cursor(row: Any, by_time: bool) -> str:
     return f"{row.received_at.isoformat()}~{row.id}" if by_time else str(row.id)
 
 
-def _text_match(session: Session, needle: str) -> Any:
-    """Case-insensitive substring match on what the needle looks like: an e-mail address, a
-    phone number (any spelling), else the text and the author's name. PostgreSQL's ILIKE folds
-    Cyrillic; SQLite's LIKE folds ASCII only, so there the usual spellings are tried."""
-    if "@" in needle:
-        return Appeal.author_email.ilike(f"%{needle.lower()}%")
-    digits = re.sub(r"\D", "", needle)
-    if len(digits) >= 5 and len(digits) >= len(needle.replace(" ", "")) - 4:
-        if len(digits) == 11 and digits[0] == "8":
-            digits = "7" + digits[1:]
-        return Appeal.author_phone.like(f"%{digits}%")
-    columns = (Appeal.text, Appeal.author_name)
-    if session.get_bind().dialect.name == "postgresql":
-        return or_(*(c.ilike(f"%{needle}%") for c in columns))
-    words = {needle, needle.lower(), needle.capitalize(), needle.upper()}  # ПЛЕСЕНЬ in anger
-    names = {needle, needle.capitalize()}
-    return or_(
-        *(Appeal.text.like(f"%{v}%") for v in sorted(words)),
-        *(Appeal.author_name.like(f"%{v}%") for v in sorted(names)),
-    )
+def _moment(value: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if value else None
+    except ValueError:  # a hand-edited cursor: start from the top rather than fail
+        return None
 
 
 def appeal_page(
     session: Session, *, flt: UiAppealFilter, limit: int = 50, cursor: str | None = None
 ) -> AppealPage:
-    """Newest first. With a period the list runs on the ``(received_at, id)`` index in receive
-    order (a late-polled review still shows in its own day); otherwise on ids."""
+    """Newest first. With a period the list runs in receive order on ``(received_at, id)`` (a
+    late-polled review still shows in its own day), and its cursor carries both; otherwise on
+    ids. A text search reads the full-text index in id order (SQLite: backwards, stopping at
+    the page's last row)."""
     by_time = bool(flt.since or flt.until)
-    order = (Appeal.received_at.desc(), Appeal.id.desc()) if by_time else (Appeal.id.desc(),)
-    q = select(*_LIST_COLUMNS).order_by(*order).limit(limit + 1)
+    q = select(*_LIST_COLUMNS).limit(limit + 1)
     for name, column in _COLUMNS.items():
         value = getattr(flt, name)
         if value == NONE:
@@ -151,28 +134,25 @@ def appeal_page(
         q = q.where(Appeal.received_at >= flt.since)
     if flt.until:
         q = q.where(Appeal.received_at < flt.until)
-    before_id: int | None = None
+    id_order: Any = Appeal.id
+    if flt.q and flt.q.strip():
+        q, id_order = search.restrict(q, session.get_bind().dialect.name, flt.q)
+    order = (Appeal.received_at.desc(), id_order.desc()) if by_time else (id_order.desc(),)
+    q = q.order_by(*order)
     if cursor:
         at, _, raw_id = cursor.rpartition("~")
         before_id = int(raw_id) if raw_id.isdigit() else None
-        if by_time and at and before_id is not None:
-            moment = datetime.fromisoformat(at)
+        moment = _moment(at) if by_time else None
+        if moment is not None and before_id is not None:
             q = q.where(
                 Appeal.received_at <= moment,
-                ~and_(Appeal.received_at == moment, Appeal.id >= before_id),
+                ~and_(Appeal.received_at == moment, id_order >= before_id),
             )
-        elif before_id is not None:
-            q = q.where(Appeal.id < before_id)
-    floor = None
-    if flt.q and flt.q.strip():
-        top = before_id or (session.execute(select(func.max(Appeal.id))).scalar() or 0) + 1
-        floor = max(0, top - SEARCH_WINDOW)
-        q = q.where(Appeal.id >= floor).where(_text_match(session, flt.q.strip()))
+        elif before_id is not None and not by_time:
+            q = q.where(id_order < before_id)
     rows = list(session.execute(q).all())
     if len(rows) > limit:
-        return AppealPage(rows[:limit], _cursor(rows[limit - 1], by_time and not floor))
-    if floor:  # the window is exhausted, older appeals remain unsearched
-        return AppealPage(rows, str(floor), searched_down_to=floor)
+        return AppealPage(rows[:limit], _cursor(rows[limit - 1], by_time))
     return AppealPage(rows, None)
 
 
@@ -229,6 +209,36 @@ def recent_appeals(session: Session, *, limit: int) -> list[Appeal]:
 # Jobs ------------------------------------------------------------------------------------------
 
 
+DONE_CAP = 10_000
+_LIVE_STATES = ("queued", "running", "dead")
+_KINDS = text(
+    "WITH RECURSIVE k(kind) AS (SELECT min(kind) FROM jobs UNION ALL "
+    "SELECT (SELECT min(kind) FROM jobs WHERE jobs.kind > k.kind) FROM k WHERE k.kind IS NOT NULL)"
+    " SELECT kind FROM k WHERE kind IS NOT NULL"
+)
+
+
+def job_counts(session: Session) -> dict[tuple[str, str], int]:
+    """Jobs per (kind, state) without reading the history: queued, running and dead exactly
+    (ranges of the state index, small unless something is wrong), done up to ``DONE_CAP + 1``
+    per kind (more reads as "over DONE_CAP"). Kinds come from a skip scan of ``(kind, key)``:
+    one seek per kind, not a GROUP BY over millions of done jobs."""
+    counts: dict[tuple[str, str], int] = {
+        (kind, state): int(n)
+        for kind, state, n in session.execute(
+            select(Job.kind, Job.state, func.count())
+            .where(Job.state.in_(_LIVE_STATES))
+            .group_by(Job.kind, Job.state)
+        )
+    }
+    for (kind,) in session.execute(_KINDS).all():
+        done = select(Job.id).where(Job.kind == kind, Job.state == "done").limit(DONE_CAP + 1)
+        n = session.execute(select(func.count()).select_from(done.subquery())).scalar() or 0
+        if n:
+            counts[(kind, "done")] = int(n)
+    return counts
+
+
 def jobs_page(
     session: Session,
     *,
@@ -263,7 +273,8 @@ class SourceHealth:
 
 
 def source_health(session: Session, sources: list[ChannelSource]) -> dict[int, SourceHealth]:
-    """Last stored event and recent refusals per configured source (indexed lookups)."""
+    """Last stored event and recent refusals per configured source: one seek of
+    ``ix_raw_events_source_id`` per source, refusals from the last day by time."""
     since = utcnow() - timedelta(hours=24)
     rejected: dict[tuple[str | None, str | None], tuple[int, str | None]] = {}
     for channel, source, n, last_id in session.execute(
