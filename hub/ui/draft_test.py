@@ -5,20 +5,25 @@ appeal arrived (so hours, absences and time conditions apply as they did then), 
 own in-memory assignment state seeded from today's open-appeal counts. Comparing the two
 simulations, not the draft against what was stored, shows the draft's effect alone: stored
 decisions also carry the round-robin turns and loads of their day and of older versions.
-Nothing is written: no cursor moves, no appeal changes.
+Nothing is written: no cursor moves, no appeal changes. Appeals are fed one at a time
+(:class:`Comparer`), so that the caller can read them in chunks and report progress
+(hub/ui/draft_runs.py).
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from hub.models import Appeal
-from hub.pipeline import appeal_input
+from sqlmodel import Session
+
 from hub.routing.assign import MemoryAssignmentState
 from hub.routing.engine import CompiledRuleSet
-from hub.routing.types import AppealInput, Decision
+from hub.routing.model import RuleSetModel
+from hub.routing.types import AppealInput, AuthorInput, Decision
+from hub.storage.assignment import DbAssignmentState
+from hub.storage.routing_sample import SampleAppeal
 from hub.timeutil import utcnow
 
 CHANGED_SHOWN = 200
@@ -26,7 +31,7 @@ CHANGED_SHOWN = 200
 
 @dataclass
 class Change:
-    appeal: Appeal
+    appeal: SampleAppeal
     before: Decision
     after: Decision
     fields: list[str]
@@ -59,42 +64,74 @@ def _table(before: Counter[str], after: Counter[str]) -> list[tuple[str, int, in
     return rows
 
 
-def compare(
-    appeals: list[Appeal],
-    current: CompiledRuleSet,
-    draft: CompiledRuleSet,
-    open_counts: dict[str, int],
-) -> Comparison:
-    result = Comparison(total=len(appeals))
-    states = (
-        MemoryAssignmentState(counts=dict(open_counts)),
-        MemoryAssignmentState(counts=dict(open_counts)),
+def routing_input(appeal: SampleAppeal) -> AppealInput:
+    return AppealInput(
+        channel=appeal.channel,
+        source=appeal.source,
+        kind=appeal.kind,
+        text=appeal.text,
+        author=AuthorInput(
+            name=appeal.author_name,
+            phone=appeal.author_phone,
+            email=appeal.author_email,
+            platform_id=appeal.author_platform_id,
+        ),
+        fields=dict(appeal.fields or {}),
+        rating=appeal.rating,
+        received_at=appeal.received_at,
     )
-    departments: tuple[Counter[str], Counter[str]] = (Counter(), Counter())
-    assignees: tuple[Counter[str], Counter[str]] = (Counter(), Counter())
-    for appeal in reversed(appeals):  # oldest first, as they arrived
-        item = appeal_input(appeal)
+
+
+class Comparer:
+    """Feed appeals oldest first (as they arrived: round-robin turns and loads depend on the
+    order); :meth:`finish` gives the counts and the newest changed appeals, newest first."""
+
+    def __init__(
+        self, current: CompiledRuleSet, draft: CompiledRuleSet, open_counts: dict[str, int]
+    ) -> None:
+        self.rulesets = (current, draft)
+        self.states = (
+            MemoryAssignmentState(counts=dict(open_counts)),
+            MemoryAssignmentState(counts=dict(open_counts)),
+        )
+        self.departments: tuple[Counter[str], Counter[str]] = (Counter(), Counter())
+        self.assignees: tuple[Counter[str], Counter[str]] = (Counter(), Counter())
+        self.shown: deque[Change] = deque(maxlen=CHANGED_SHOWN)
+        self.result = Comparison()
+
+    def add(self, appeal: SampleAppeal) -> None:
+        item = routing_input(appeal)
         moment = appeal.received_at or utcnow()
-        before = current.decide(item, now=moment, state=states[0])
-        after = draft.decide(item, now=moment, state=states[1])
+        before, after = (
+            ruleset.decide(item, now=moment, state=state)
+            for ruleset, state in zip(self.rulesets, self.states, strict=True)
+        )
         for i, decision in enumerate((before, after)):
-            departments[i][decision.department or "—"] += 1
-            assignees[i][_who(decision)] += 1
+            self.departments[i][decision.department or "—"] += 1
+            self.assignees[i][_who(decision)] += 1
         a, b = _summary(before), _summary(after)
         differing = [k for k in a if a[k] != b[k]]
+        self.result.total += 1
         if differing:
-            result.changed += 1
-            result.field_counts.update(differing)
-            if len(result.changes) < CHANGED_SHOWN:
-                result.changes.append(Change(appeal, before, after, differing))
-    result.departments = _table(*departments)
-    result.assignees = _table(*assignees)
-    result.changes.reverse()  # newest first, like every list in the UI
-    return result
+            self.result.changed += 1
+            self.result.field_counts.update(differing)
+            self.shown.append(Change(appeal, before, after, differing))
+
+    def finish(self) -> Comparison:
+        self.result.departments = _table(*self.departments)
+        self.result.assignees = _table(*self.assignees)
+        self.result.changes = list(reversed(self.shown))  # newest first, like every UI list
+        return self.result
 
 
 def _who(d: Decision) -> str:
     return f"{d.assignee.name} ({d.assignee.id})" if d.assignee else "—"
+
+
+def open_counts(session: Session, model: RuleSetModel) -> dict[str, int]:
+    """Today's open appeals per employee of ``model``: the load both simulations start from."""
+    state = DbAssignmentState(session, record=False)
+    return dict(state.open_counts([e.id for e in model.employees]))
 
 
 def route_text(

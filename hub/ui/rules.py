@@ -11,10 +11,9 @@ from hub.http.params import IdPath, IdQuery
 from hub.routing.compile import RulesInvalid
 from hub.routing.types import AppealInput, AuthorInput
 from hub.storage import rulesets
-from hub.storage.assignment import DbAssignmentState
-from hub.storage.ui_queries import add_audit, recent_appeals
+from hub.storage.ui_queries import add_audit
 from hub.storage.users import SessionUser
-from hub.ui import draft_test, drafts
+from hub.ui import draft_runs, draft_test, drafts
 from hub.ui.security import require
 from hub.ui.templating import render
 
@@ -147,31 +146,50 @@ def publish(
     return RedirectResponse(f"/ui/rules?notice=published:{new_id}", status_code=303)
 
 
-def _open_counts(s, model) -> dict[str, int]:  # type: ignore[no-untyped-def]
-    state = DbAssignmentState(s, record=False)
-    return dict(state.open_counts([e.id for e in model.employees]))
-
-
 @router.post("/draft/test")
 def test_draft(
     request: Request,
     size: int = Form(5000),
     viewer: SessionUser = Depends(require("rules.write")),
 ) -> Response:
+    """Start re-routing the latest ``size`` appeals by both versions in the background and
+    answer at once with the progress, which polls :func:`draft_test_progress`."""
     size = size if size in TEST_SIZES else 5000
     with session_scope(_engine(request), read_only=True) as s:
-        draft = drafts.working_draft(s)
-        published = rulesets.get_published(s)
-        if draft is None or published is None:
+        if drafts.working_draft(s) is None or rulesets.published_id(s) is None:
             raise HTTPException(409, "нужны черновик и действующая версия")
-        current = drafts.compiled_version(s, published)
-        candidate = drafts.compiled_version(s, draft)
-        appeals = recent_appeals(s, limit=size)
-        counts = _open_counts(s, candidate.model)
-    result = draft_test.compare(appeals, current, candidate, counts)
-    return render(
-        request, "partials/draft_test.html", result=result, draft=draft, published=published,
-    )  # fmt: skip
+    return _progress(request, viewer, size, token=None)
+
+
+@router.post("/draft/test/{token}")
+def draft_test_progress(
+    request: Request,
+    token: str,
+    size: int = Form(5000),
+    viewer: SessionUser = Depends(require("rules.write")),
+) -> Response:
+    """How far the test has got, or its result once done. A token this process does not know
+    (another web process started it) starts the same test here (hub/ui/draft_runs.py)."""
+    if not draft_runs.valid_token(token):
+        raise HTTPException(404, "нет такой проверки")
+    run = draft_runs.get(token)
+    if run is None:
+        return _progress(request, viewer, size if size in TEST_SIZES else 5000, token=token)
+    if run.owner != viewer.login:
+        raise HTTPException(404, "нет такой проверки")
+    if run.state == "done":
+        return render(request, "partials/draft_test.html", result=run.result, run=run)
+    return render(request, "partials/draft_test_progress.html", run=run)
+
+
+def _progress(request: Request, viewer: SessionUser, size: int, token: str | None) -> Response:
+    try:
+        run = draft_runs.start(_engine(request), owner=viewer.login, size=size, token=token)
+    except draft_runs.Busy as exc:
+        raise HTTPException(429, str(exc)) from None
+    if run.owner != viewer.login:
+        raise HTTPException(404, "нет такой проверки")
+    return render(request, "partials/draft_test_progress.html", run=run)
 
 
 @router.post("/try")
@@ -191,7 +209,7 @@ def try_text(
         if version is None:
             raise HTTPException(409, "нет опубликованной версии")
         ruleset = drafts.compiled_version(s, version)
-        counts = _open_counts(s, ruleset.model)
+        counts = draft_test.open_counts(s, ruleset.model)
     appeal = AppealInput(
         channel=channel, source=source.strip() or "test", kind=kind, text=text,
         author=AuthorInput(name="Проверка", phone=phone.strip() or None),

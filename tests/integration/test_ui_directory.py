@@ -241,15 +241,14 @@ class TestDraftCheck:
             "/ui/rules/draft/employees/save", data=employee_form(client, who, absences="2025-11-12")
         )
         assert r.status_code == 303
-        result = client.post(
-            "/ui/rules/draft/test", data={"csrf_token": client.csrf, "size": "1000"}
-        )  # type: ignore[attr-defined]
-        assert result.status_code == 200
-        changed_count = int(re.search(r'id="changed-count">(\d+)<', result.text).group(1))  # type: ignore[union-attr]
+        from tests.integration.test_ui_draft_test import run_draft_test
+
+        result = run_draft_test(client, 1000)  # started, then polled to its result
+        changed_count = int(re.search(r'id="changed-count">(\d+)<', result).group(1))  # type: ignore[union-attr]
         assert changed_count >= 1
-        table = result.text.split('id="assignee-changes"')[1].split("</table>")[0]
+        table = result.split('id="assignee-changes"')[1].split("</table>")[0]
         assert f"({who})" in table
-        assert f"#{appeal_ids[0]}" in result.text.split('id="changed-appeals"')[1]
+        assert f"#{appeal_ids[0]}" in result.split('id="changed-appeals"')[1]
 
     def test_try_a_text(self, ui_sqlite_server: LiveServer) -> None:
         client = login(ui_sqlite_server, "reviewer")

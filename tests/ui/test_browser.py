@@ -96,7 +96,9 @@ def test_absence_changes_routing_then_publish_and_restore(
     page.goto(f"{base}/ui/rules")
     page.select_option("select[name=size]", "1000")
     page.click("#test-draft")
+    page.wait_for_selector("#draft-test-progress")  # answered at once; polls until done
     page.wait_for_selector("#draft-test")
+    assert page.locator("#draft-test-progress").count() == 0  # replaced, polling stopped
     assert int(page.inner_text("#changed-count")) >= 1
     assert f"({who})" in page.inner_text("#assignee-changes")
     assert f"#{ids[0]}" in page.inner_text("#changed-appeals")
