@@ -6,6 +6,9 @@ Nothing here commits: the caller's unit of work does (``hub.db.session_scope``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from sqlalchemy import func, text, update
 from sqlmodel import Session, col, select
 
@@ -125,8 +128,36 @@ def export_files(*, session: Session, version_id: int | None = None) -> tuple[in
     return version.id, dict(version.files)
 
 
-def list_versions(session: Session) -> list[RuleSetVersion]:
-    return list(session.exec(select(RuleSetVersion).order_by(col(RuleSetVersion.id).desc())).all())
+@dataclass(frozen=True)
+class VersionInfo:
+    """A version without its files: lists need only this, and the files of a directory are a
+    few hundred kilobytes per version."""
+
+    id: int
+    state: str
+    checksum: str
+    note: str | None
+    created_by: str
+    created_at: datetime
+    published_by: str | None
+    published_at: datetime | None
+
+
+def list_versions(session: Session) -> list[VersionInfo]:
+    """Every version, newest first, files not loaded."""
+    columns = [getattr(RuleSetVersion, name) for name in VersionInfo.__dataclass_fields__]
+    rows = session.execute(select(*columns).order_by(col(RuleSetVersion.id).desc()))
+    return [VersionInfo(*row) for row in rows]
+
+
+def newest_draft_after(session: Session, version_id: int) -> RuleSetVersion | None:
+    """The newest draft numbered above ``version_id``, files loaded: one row read."""
+    return session.exec(
+        select(RuleSetVersion)
+        .where(RuleSetVersion.state == RuleSetState.draft, col(RuleSetVersion.id) > version_id)
+        .order_by(col(RuleSetVersion.id).desc())
+        .limit(1)
+    ).first()
 
 
 def count_versions(session: Session) -> int:

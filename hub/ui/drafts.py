@@ -43,13 +43,8 @@ class CheckResult:
 
 
 def working_draft(session: Session) -> RuleSetVersion | None:
-    published = rulesets.published_id(session) or 0
-    for version in rulesets.list_versions(session):  # newest first
-        if version.id is not None and version.id <= published:
-            return None
-        if version.state == RuleSetState.draft:
-            return version
-    return None
+    """The newest draft newer than the version in force; only its row is read."""
+    return rulesets.newest_draft_after(session, rulesets.published_id(session) or 0)
 
 
 def ensure_draft(session: Session, *, actor: str) -> RuleSetVersion:

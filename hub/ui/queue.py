@@ -19,6 +19,7 @@ from hub.ui.templating import render
 
 router = APIRouter(prefix="/ui/queue")
 STATES = ("queued", "running", "dead", "done")
+ALL = "all"  # the state filter's "every state"
 
 
 @dataclass
@@ -62,15 +63,20 @@ def queue_page(
     before_id: int | None = None,
     viewer: SessionUser = Depends(require("queue.read")),
 ) -> Response:
+    if state not in (*STATES, ALL):
+        state = "dead"
     with session_scope(request.app.state.engine, read_only=True) as s:
-        counts = job_queue.counts_by_state(s)
-        jobs = q.jobs_page(s, state=state or None, kind=kind or None, limit=50, before_id=before_id)
+        counts = q.job_counts(s)
+        jobs = q.jobs_page(
+            s, state=None if state == ALL else state, kind=kind.strip() or None, limit=50,
+            before_id=before_id,
+        )  # fmt: skip
         buckets = q.rate_buckets(s)
     kinds = sorted({k for k, _ in counts})
     table = {k: {st: counts.get((k, st), 0) for st in STATES} for k in kinds}
     return render(
         request, "pages/queue.html", nav="queue", table=table, states=STATES, jobs=jobs,
-        state=state, kind=kind, budgets=_budgets(request, buckets),
+        state=state, kind=kind, budgets=_budgets(request, buckets), done_cap=q.DONE_CAP,
         dead_total=sum(n for (_k, st), n in counts.items() if st == "dead"),
         notice=request.query_params.get("notice"),
     )  # fmt: skip

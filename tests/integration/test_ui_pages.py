@@ -7,6 +7,7 @@ import json
 from collections import Counter
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 
@@ -97,6 +98,31 @@ class TestQueue:
         r = client.post("/ui/queue/retry", data={"csrf_token": client.csrf})  # type: ignore[attr-defined]
         assert r.headers["location"].endswith("retried:2")
         assert count(ui_engine, Job, Job.state == "queued") == 3
+
+    def test_counts_stay_bounded_and_every_state_can_be_listed(
+        self, ui_server: LiveServer, ui_engine: Engine, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from hub.storage import ui_queries
+
+        monkeypatch.setattr(ui_queries, "DONE_CAP", 5)  # the server runs in this process
+        with session_scope(ui_engine) as s:
+            for i in range(9):
+                job_queue.enqueue(s, "deliver.appeal", f"appeal:{i}", {"appeal_id": i})
+            job_queue.enqueue(s, "reply.send", "reply:1", {"reply_id": 1})
+            s.execute(update(Job).where(Job.kind == "deliver.appeal").values(state="done"))
+            s.execute(update(Job).where(Job.key == "appeal:8").values(state="dead"))
+        client = login(ui_server, "operator")
+        page = client.get("/ui/queue").text
+        counts = page.split('id="job-counts"')[1].split("</table>")[0]
+        row = counts.split("<code>deliver.appeal</code>")[1].split("</tr>")[0]
+        cells = [c.split(">")[-1] for c in row.split("</a>")[:-1]]
+        assert cells == ["0", "0", "1", "больше 5"]  # queued, running, dead, done (8 > cap)
+        assert "<code>reply.send</code>" in counts
+        every = client.get("/ui/queue", params={"state": "all"}).text
+        assert 'value="all" selected' in every
+        assert every.count('<tr data-job="') == 10
+        done = client.get("/ui/queue", params={"state": "done"}).text
+        assert done.count('<tr data-job="') == 8
 
 
 class TestChannels:
