@@ -41,7 +41,12 @@ def sandbox_command(
 def check() -> None:
     """Call the configured portal once: who we are, the pipelines and their stages."""
     from hub.bitrix24.errors import Bitrix24Error
-    from hub.bitrix24.factory import NotConfigured, client_from_settings, portal_mode
+    from hub.bitrix24.factory import (
+        WEBHOOK_SCOPES,
+        NotConfigured,
+        client_from_settings,
+        portal_mode,
+    )
     from hub.db import get_engine
     from hub.settings import get_settings
 
@@ -52,6 +57,9 @@ def check() -> None:
         cats = client.call("crm.category.list", {"entityTypeId": 2}).result["categories"]
     except (NotConfigured, Bitrix24Error) as exc:
         typer.echo(f"Bitrix24 check failed: {exc}", err=True)
+        if portal_mode(settings) == "webhook":
+            scopes = ", ".join(WEBHOOK_SCOPES)
+            typer.echo(f"the inbound webhook needs the scopes: {scopes}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"mode: {portal_mode(settings)}, portal: {client.auth.portal}")
     typer.echo(f"user: {user.get('ID')} {user.get('NAME', '')} {user.get('LAST_NAME', '')}")

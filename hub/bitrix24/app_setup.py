@@ -46,7 +46,8 @@ EVENTS = (
 )
 DEAL_PLACEMENT = "CRM_DEAL_DETAIL_ACTIVITY"
 MENU_PLACEMENT = "LEFT_MENU"  # docs: api-reference/widgets/left-menu.md (no OPTIONS there)
-SCOPES = "crm,imopenlines,imconnector,im,placement,user,department,telephony"
+# task: the "call back" task of a missed call (tasks.task.add, hub/bitrix24/telephony.py).
+SCOPES = "crm,imopenlines,imconnector,im,placement,user,department,telephony,task"
 _SVG = (
     '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64"><path fill="#fff" '
     'd="M12 14h40a4 4 0 0 1 4 4v22a4 4 0 0 1-4 4H30l-10 8v-8h-8a4 4 0 0 1-4-4V18a4 4 0 0 1 '

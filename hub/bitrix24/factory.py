@@ -19,6 +19,12 @@ class NotConfigured(RuntimeError):
 
 
 SANDBOX_MOUNT = "/sandbox"
+# What an inbound webhook (CLIENTHUB_B24_WEBHOOK_URL) is called for, so what it must be given:
+# crm: contacts, deals, leads, timeline comments (hub/bitrix24/delivery.py, lookup.py) and the
+# escalation's deal updates; im: overdue-reply notifications (im.notify.system.add,
+# hub/escalation_steps.py); user: `clienthub b24 check` asks user.current. Open Lines, telephony
+# and placements run on the local application's tokens (app_setup.SCOPES).
+WEBHOOK_SCOPES = ("crm", "im", "user")
 
 
 def sandbox_url(settings: Settings) -> str:
