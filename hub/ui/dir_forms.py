@@ -2,9 +2,11 @@
 
 Each section lists its fields with a kind that says how the value is shown and read:
 ``str`` and ``int`` one line; ``bool`` a checkbox; ``list`` comma-separated; ``lines`` one
-item per line (patterns, phrases with commas); ``words`` "слово = вес" per line; ``yaml`` a
-YAML fragment for nested values (rule conditions and actions, targets). Keys an entity has that
-the spec does not list are shown as YAML fields too, so nothing in a file is hidden from the form.
+item per line (patterns, phrases with commas); ``words`` "слово = вес" per line; ``conditions``
+and ``actions`` a rule's rows (``hub/ui/rule_form.py``); ``cities``, ``target`` and ``multi``
+plain inputs for nested values (``hub/ui/dir_widgets.py``); ``yaml`` a YAML fragment. A nested
+value a widget cannot show exactly, and any key the spec does not list, is shown as YAML, so
+nothing in a file is hidden from the form and nothing becomes uneditable.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import yaml as pyyaml
 from ruamel.yaml.comments import CommentedMap
 
+from hub.ui import dir_widgets, rule_form
 from hub.ui.dir_yaml import parse_yaml_text, styled, to_yaml_text
 
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -29,6 +32,7 @@ class FieldSpec:
     help: str = ""
     required: bool = False
     choices: tuple[str, ...] = ()
+    source: str = ""  # multi: the Choices list offered (hub/ui/dir_choices.py)
 
 
 F = FieldSpec
@@ -55,24 +59,14 @@ SPECS: dict[str, list[FieldSpec]] = {
         F("name", "str", N_("Название"), required=True),
         F("timezone", "str", N_("Часовой пояс"), N_("IANA: Europe/Moscow, Asia/Yekaterinburg…")),
         F("area_codes", "list", N_("Телефонные коды"), N_("через запятую: 495, 499")),
-        F(
-            "cities",
-            "yaml",
-            N_("Города"),
-            N_("список; {name: Клин, context: true} — только после «в», «из»"),
-        ),
+        F("cities", "cities", N_("Города"), N_("по одному на строке"), required=True),
         F("aliases", "list", N_("Другие названия"), N_("через запятую")),
         F("sources", "list", N_("Источники региона"), N_("канал:id через запятую")),
     ],
     "departments": [
         F("name", "str", N_("Название"), required=True),
         F("head", "str", N_("Руководитель"), N_("id сотрудника")),
-        F(
-            "target",
-            "yaml",
-            N_("Цель в Битрикс24"),
-            N_("{entity: deal, pipeline: 2, stage: C2:NEW}"),
-        ),
+        F("target", "target", N_("Цель в Битрикс24 по умолчанию")),
     ],
     "pools": [
         F("title", "str", N_("Название")),
@@ -90,8 +84,8 @@ SPECS: dict[str, list[FieldSpec]] = {
     ],
     "filters": [
         F("reason", "str", N_("Причина"), required=True),
-        F("channel", "list", N_("Каналы"), N_("пусто — все")),
-        F("kind", "list", N_("Виды"), N_("пусто — все")),
+        F("channel", "multi", N_("Каналы"), N_("ничего не отмечено — все"), source="channels"),
+        F("kind", "multi", N_("Виды"), N_("ничего не отмечено — все"), source="kinds"),
         F("hashtags", "list", N_("Хештеги"), N_("без #")),
         F("words", "lines", N_("Слова и фразы"), N_("по одному на строке")),
         F("patterns", "lines", N_("Регулярные выражения"), N_("по одному на строке")),
@@ -101,33 +95,37 @@ SPECS: dict[str, list[FieldSpec]] = {
     ],
     "rules": [
         F("title", "str", N_("Название")),
-        F(
-            "when",
-            "yaml",
-            N_("Условия (when)"),
-            N_("{kind: call, words: [вакансия]}; пусто — всегда"),
-        ),
-        F(
-            "then",
-            "yaml",
-            N_("Действия (then)"),
-            N_("{department: hr, assign: {pool: hr_regional}}"),
-        ),
+        F("when", "conditions", N_("Условия"), N_("должны выполниться все; нет условий — всегда")),
+        F("then", "actions", N_("Действия"), N_("выполняются по порядку сверху вниз")),
     ],
 }
 TITLE_KEYS = ("title", "name", "reason")
 
 
+STRUCTURED = ("conditions", "actions")
+
+
 def specs_for(section: str, entity: dict[str, Any] | None) -> list[FieldSpec]:
-    """The section's fields, then any other key the entity has, as YAML."""
-    known = SPECS[section]
+    """The section's fields, then any other key the entity has, as YAML. A widget that cannot
+    show the entity's value exactly gives way to a YAML box."""
+    known = [
+        F(s.name, "yaml", s.label, s.help)
+        if s.kind in dir_widgets.WIDGETS
+        and not dir_widgets.shows(s.kind, (entity or {}).get(s.name))
+        else s
+        for s in SPECS[section]
+    ]
     names = {f.name for f in known} | {"id"}
     extra = [F(str(k), "yaml", str(k)) for k in (entity or {}) if str(k) not in names]
     return [*known, *extra]
 
 
-def show(spec: FieldSpec, value: Any) -> str:
-    """The text a field's input starts with."""
+def show(spec: FieldSpec, value: Any) -> Any:
+    """What a field's inputs start with: text, or a widget's or rule block's inputs."""
+    if spec.kind in STRUCTURED:
+        return rule_form.block_of(spec.name, value)
+    if spec.kind in dir_widgets.WIDGETS:
+        return dir_widgets.shown(spec.kind, value)
     if value is None:
         return ""
     if spec.kind == "list":
@@ -141,6 +139,15 @@ def show(spec: FieldSpec, value: Any) -> str:
     if spec.kind == "bool":
         return "1" if value else ""
     return str(value)
+
+
+def show_form(spec: FieldSpec, form: dict[str, str]) -> Any:
+    """A field's inputs as submitted, to show them again next to their errors."""
+    if spec.kind in STRUCTURED:
+        return rule_form.block_from_form(spec.name, form)
+    if spec.kind in dir_widgets.WIDGETS:
+        return dir_widgets.from_form(spec.kind, spec.name, form)
+    return form.get(spec.name, "")
 
 
 def _split(text: str, by_lines: bool) -> list[str]:
@@ -191,6 +198,9 @@ def apply(
     field name."""
     errors: dict[str, list[str]] = {}
     for spec in specs:
+        if spec.kind in STRUCTURED or spec.kind in dir_widgets.WIDGETS:
+            _apply_nested(entity, spec, form, errors)
+            continue
         value, error = read(spec, form.get(spec.name, ""))
         if error:
             errors.setdefault(spec.name, []).append(error)
@@ -200,6 +210,23 @@ def apply(
         elif entity.get(spec.name) != value:
             entity[spec.name] = styled(value, entity.get(spec.name))
     return entity, errors
+
+
+def _apply_nested(
+    entity: CommentedMap, spec: FieldSpec, form: dict[str, str], errors: dict[str, list[str]]
+) -> None:
+    """A rule block or widget read back over the entity's own node (changed in place)."""
+    old = entity.get(spec.name)
+    if spec.kind in STRUCTURED:
+        node, found = rule_form.read_part(spec.name, form, old)
+    else:
+        node, found = dir_widgets.read(spec.kind, spec.name, form, old, spec.required)
+    if found:
+        errors.update(found)
+    elif node is None:
+        entity.pop(spec.name, None)
+    elif node is not old:
+        entity[spec.name] = node
 
 
 def check_key(key: str, existing: list[str], is_new: bool) -> str | None:

@@ -4,6 +4,7 @@ working draft (``hub/ui/drafts.py``); what the checker says lands next to the fi
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -16,7 +17,8 @@ from hub.db import session_scope
 from hub.models import RuleSetVersion
 from hub.storage import rulesets
 from hub.storage.users import SessionUser
-from hub.ui import dir_csv, dir_forms, drafts
+from hub.ui import dir_csv, dir_forms, drafts, rule_form
+from hub.ui.dir_choices import ENTITY_LABELS, choices_of
 from hub.ui.dir_yaml import SECTIONS, YamlDoc
 from hub.ui.security import require
 from hub.ui.templating import render
@@ -80,15 +82,25 @@ def entity_list(
     )  # fmt: skip
 
 
-def _form_values(section: str, entity: dict[str, Any] | None) -> dict[str, str]:
+def _form_values(section: str, entity: dict[str, Any] | None) -> dict[str, Any]:
     if section in TABLES:
         return {k: str(v) for k, v in (entity or {}).items()}
     specs = dir_forms.specs_for(section, entity)
     return {s.name: dir_forms.show(s, (entity or {}).get(s.name)) for s in specs}
 
 
+def _submitted(section: str, version: RuleSetVersion, key: str, form: dict[str, str]) -> Any:
+    """The inputs as the admin sent them, shaped like ``_form_values`` (for a 422 page)."""
+    if section in TABLES:
+        return form
+    ydoc = YamlDoc(version.files.get(SECTIONS[section].file, ""), SECTIONS[section])
+    entity = ydoc.get(key) if key and key in ydoc.ids() else None
+    values = {s.name: dir_forms.show_form(s, form) for s in dir_forms.specs_for(section, entity)}
+    return {**values, "_new_key": form.get("_new_key", "")}
+
+
 def _editor(
-    request: Request, section: str, version: RuleSetVersion, key: str, values: dict[str, str],
+    request: Request, section: str, version: RuleSetVersion, key: str, values: dict[str, Any],
     errors: dict[str, list[str]], general: list[str], status: int = 200,
 ) -> Response:  # fmt: skip
     if section in TABLES:
@@ -98,11 +110,49 @@ def _editor(
         ydoc = YamlDoc(version.files.get(SECTIONS[section].file, ""), SECTIONS[section])
         entity = ydoc.get(key) if key and key in ydoc.ids() else None
         fields = dir_forms.specs_for(section, entity)
+    plain = {"str", "int", "bool", "choice", "list", "lines", "words", "yaml"}
+    nested = any(f.kind not in plain for f in fields)
     return render(
         request, "directory/edit.html", status_code=status, nav="rules", section=section,
         version=version, key=key, fields=fields, values=values, errors=errors, general=general,
-        is_table=section in TABLES,
+        is_table=section in TABLES, choices=choices_of(version.files) if nested else None,
+        entity_labels=ENTITY_LABELS, **rule_form.template_values(),
     )  # fmt: skip
+
+
+@router.get("/rules/row")
+def rule_row(
+    request: Request,
+    part: str,
+    token: str = "",
+    viewer: SessionUser = Depends(require("rules.read")),
+) -> Response:
+    """One condition or action row: a new empty one, or one whose field select changed (its
+    value inputs become the ones that field needs)."""
+    if part not in rule_form.PARTS or not re.fullmatch(r"[0-9a-z]{0,12}", token):
+        raise HTTPException(404, "нет такой строки")
+    draft, published = _load(request)
+    version = draft or published
+    if version is None:
+        raise HTTPException(409, "справочник не загружен")
+    params = _flat(request.query_params.multi_items())
+    row = rule_form.row_from(params, part, token) if token else rule_form.Row(rule_form.new_token())
+    if token and params.get(f"{part}-r{token}-was", "") != row.code:
+        row = rule_form.Row(token, row.code)  # another field: its old value means nothing now
+    return render(
+        request, "directory/rule_row.html", part=part, row=row, choices=choices_of(version.files),
+        entity_labels=ENTITY_LABELS, errors={}, **rule_form.template_values(),
+    )  # fmt: skip
+
+
+def _flat(items: list[tuple[str, Any]]) -> dict[str, str]:
+    """Form fields by name; a name sent more than once (a multiple select, checkboxes) keeps
+    every value, one per line."""
+    out: dict[str, str] = {}
+    for name, value in items:
+        if isinstance(value, str):
+            out[name] = f"{out[name]}\n{value}" if name in out else value
+    return out
 
 
 @router.get("/{section}/edit")
@@ -160,7 +210,7 @@ async def save(
     viewer: SessionUser = Depends(require("rules.write")),
 ) -> Response:
     _section(section)
-    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    form = _flat((await request.form()).multi_items())
     original = form.pop("_key", "")
     new_key = form.pop("_new_key", "").strip()
     form.pop("csrf_token", None)
@@ -189,13 +239,17 @@ def _save_sync(
             before_text = _entity_text(section, text, original)
         if errors:
             s.rollback()
-            return _editor(request, section, draft, original, form, errors, [], 422)
+            values = _submitted(section, draft, original, {**form, "_new_key": new_key})
+            return _editor(request, section, draft, original, values, errors, [], 422)
         files = {**draft.files, file: new_text}
         result = drafts.check_change(draft.files, files)
         if not result.ok:
-            field_errors, general = _place(section, new_text, key, file, result.new_errors)
+            values = _submitted(section, draft, original, {**form, "_new_key": new_key})
+            field_errors, general = _place(
+                section, new_text, key, file, result.new_errors, form, set(values)
+            )
             s.rollback()
-            return _editor(request, section, draft, original, form, field_errors, general, 422)
+            return _editor(request, section, draft, original, values, field_errors, general, 422)
         drafts.save_files(
             s, draft=draft, files=files, actor=viewer.login,
             what="create" if not original else "update", check=result,
@@ -265,9 +319,11 @@ def _yaml_change(
 
 
 def _place(
-    section: str, text: str, key: str, file: str, problems: list[Any]
-) -> tuple[dict[str, list[str]], list[str]]:
-    """Each new error next to its field when it is about the edited entity, else on top."""
+    section: str, text: str, key: str, file: str, problems: list[Any],
+    form: dict[str, str] | None = None, shown: set[str] | None = None,
+) -> tuple[dict[str, list[str]], list[str]]:  # fmt: skip
+    """Each new error next to its field when it is about the edited entity, else on top. In a
+    rule, next to the condition or action row it is about; in a target, next to its input."""
     fields: dict[str, list[str]] = {}
     general: list[str] = []
     span = _line_of(section, text, key)
@@ -284,9 +340,27 @@ def _place(
         if inside and section in TABLES:
             name = dir_csv.column_of(p.message, header)
         elif inside:
-            name = dir_forms.field_of_line(key_lines, p.line)
+            name = _refine(section, dir_forms.field_of_line(key_lines, p.line), p.message, form)
+        if name and shown is not None and {name, name.partition("-")[0]}.isdisjoint(shown):
+            name = None  # a line of no input (the id): the message goes on top
         if name:
             fields.setdefault(name, []).append(p.message)
         else:
             general.append(f"{p.file}:{p.line}: {p.message}")
     return fields, general
+
+
+def _refine(
+    section: str, name: str | None, message: str, form: dict[str, str] | None
+) -> str | None:
+    """A rule's block or a target field narrowed to the row or input the message is about."""
+    if section == "rules" and form is not None:
+        if name not in rule_form.PARTS and "никогда не сработает" in message:
+            name = "when"  # about the conditions, reported at the rule's first line
+        if name in rule_form.PARTS:
+            blocks = {p: rule_form.block_from_form(p, form) for p in rule_form.PARTS}
+            return rule_form.locate(message, blocks, name) or name
+    if name == "target" and form is not None and "target-stage" in form:
+        which = rule_form.target_input(message)
+        return f"target-{which}" if which else name
+    return name

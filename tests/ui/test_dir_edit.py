@@ -11,6 +11,7 @@ from openpyxl import Workbook
 from hub.rules_io import read_dir
 from hub.ui import dir_csv, dir_forms
 from hub.ui.dir_yaml import SECTIONS, YamlDoc, parse_yaml_text, styled
+from tests.ui.form_helpers import entity_form
 from tests.ui.helpers import SAMPLE
 
 FILES = read_dir(SAMPLE)
@@ -44,13 +45,13 @@ class TestYamlDoc:
             "+    members: [hot-002, hot-003]",
         ]
 
-    def test_yaml_fragment_keeps_flow_style_and_yaml11_strings(self) -> None:
+    def test_expert_yaml_keeps_flow_style_and_yaml11_strings(self) -> None:
         text = FILES["rules.yaml"]
         doc = YamlDoc(text, SECTIONS["rules"])
         entity = doc.get("ivr-quality")
         specs = dir_forms.specs_for("rules", entity)
-        form = {s.name: dir_forms.show(s, entity.get(s.name)) for s in specs}
-        form["then"] = "{topic: complaint_quality, tags: ['yes']}"
+        form = entity_form("rules", entity)
+        form["then-yaml"] = "{tags: ['yes']}"  # what the rows above do not hold
         entity, errors = dir_forms.apply(entity, specs, form)
         assert errors == {}
         assert changed_lines(text, doc.replaced("ivr-quality", entity)) == [
@@ -58,7 +59,7 @@ class TestYamlDoc:
             # "yes" stays a string for PyYAML
             "+    then: {topic: complaint_quality, tags: ['yes']}",
         ]
-        assert parse_yaml_text(form["when"]) == {"kind": "call", "fields": {"ivr_choice": "1"}}
+        assert parse_yaml_text(form["then-yaml"]) == {"tags": ["yes"]}
 
     def test_append_move_and_remove(self) -> None:
         text = FILES["rules.yaml"]

@@ -27,6 +27,13 @@
     var msg = e.target.getAttribute("data-confirm");
     if (msg && !window.confirm(msg)) e.preventDefault();
   }, true);
+  // A rule's condition or action row: ✕ removes it from the form (saved when the form is).
+  document.addEventListener("click", function (e) {
+    var button = e.target.closest && e.target.closest("[data-remove-row]");
+    if (!button) return;
+    var row = button.closest(".rule-row");
+    if (row) row.remove();
+  });
   // <select data-autosubmit>: submit its form on change (the CSP allows no inline onchange=).
   document.addEventListener("change", function (e) {
     if (e.target.hasAttribute && e.target.hasAttribute("data-autosubmit")) e.target.form.submit();
