@@ -8,7 +8,9 @@
   immutable function ``clienthub_search_document`` that the query (``hub/storage/search.py``)
   calls too. The query expands Russian words to their forms, so both databases match the same
   words the same way.
-- ``raw_events (channel, source, id)``: the channels page's last event of a source is one seek.
+- ``raw_events (channel, source, id)``: the channels page's last event of a source is one seek;
+  ``raw_events (channel, source, event_type) WHERE state = 'unsupported'``: its summary of events
+  no connector knows reads only those.
 
 A later SQLite migration that recreates ``appeals`` (batch "move and copy") drops its triggers:
 it must create them again (``sqlite_triggers()`` below).
@@ -19,6 +21,8 @@ Create Date: 2026-11-25 10:00:00
 """
 
 from collections.abc import Sequence
+
+import sqlalchemy as sa
 
 from alembic import op
 
@@ -124,10 +128,18 @@ def upgrade() -> None:
         op.execute("INSERT INTO appeals_fts(appeals_fts) VALUES ('rebuild')")
     with op.batch_alter_table("raw_events", schema=None) as batch_op:
         batch_op.create_index("ix_raw_events_source_id", ["channel", "source", "id"], unique=False)
+        batch_op.create_index(
+            "ix_raw_events_unsupported",
+            ["channel", "source", "event_type"],
+            unique=False,
+            sqlite_where=sa.text("state = 'unsupported'"),
+            postgresql_where=sa.text("state = 'unsupported'"),
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("raw_events", schema=None) as batch_op:
+        batch_op.drop_index("ix_raw_events_unsupported")
         batch_op.drop_index("ix_raw_events_source_id")
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP INDEX IF EXISTS ix_appeals_search")

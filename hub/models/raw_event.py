@@ -37,6 +37,15 @@ class RawEvent(SQLModel, table=True):
         Index("ix_raw_events_received_at", "received_at"),
         # The channels page: each source's latest event, one seek (migration 0004).
         Index("ix_raw_events_source_id", "channel", "source", "id"),
+        # Unsupported events per source and type without reading the others (migration 0004).
+        Index(
+            "ix_raw_events_unsupported",
+            "channel",
+            "source",
+            "event_type",
+            sqlite_where=text("state = 'unsupported'"),
+            postgresql_where=text("state = 'unsupported'"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
