@@ -94,7 +94,9 @@ class TestYamlEntities:
                   "title": "VIP", "when": "{words: [vip]}", "then": "{assign: {pool: nobody}}"},
         )  # fmt: skip
         assert r.status_code == 422
-        assert "nobody" in field_block(r.text, "then")
+        # a plain "then" (scripts, the old form) is read as the expert YAML box, shown there
+        assert "nobody" in field_block(r.text, "then-yaml")
+        assert 'aria-invalid="true"' in field_block(r.text, "then-yaml")
         assert len(versions(ui_sqlite_engine)) == 1
 
     def test_a_new_rule_is_appended_and_can_move_up(
