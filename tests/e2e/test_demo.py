@@ -30,6 +30,10 @@ EXPECTED = Counter(vk=3, telegram=1, ok=1, form=1, tilda=1, email=2, twogis=1, y
 BLACKLISTED = "+79150001313"
 
 
+MODULE = [sys.executable, "-m", "hub"]  # the checkout's code, whatever is installed
+INSTALLED = [str(Path(sys.executable).parent / "clienthub")]  # the console script, as the README
+
+
 @dataclass
 class Demo:
     url: str
@@ -37,11 +41,15 @@ class Demo:
     env: dict[str, str]
     engine: Engine
     log: Path
+    cli: list[str]
 
     def run(self, *args: str, timeout: float = 400) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "hub", "demo", *args],
-            cwd=self.dir, env=self.env, capture_output=True, text=True, timeout=timeout,
+        return self.command(*self.cli, "demo", *args, timeout=timeout)
+
+    def command(self, *argv: str, timeout: float = 400) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(  # noqa: S603 - our own interpreter and scripts
+            list(argv), cwd=self.dir, env=self.env, capture_output=True, text=True,
+            timeout=timeout,
         )  # fmt: skip
 
     def rows(self, model: Any) -> list[Any]:
@@ -58,38 +66,43 @@ class Demo:
         return httpx.get(f"{self.url}/sandbox/_sandbox/{path}", timeout=30).json()
 
 
-def _env(port: int) -> dict[str, str]:
+def _env(port: int, *, checkout: bool = True) -> dict[str, str]:
+    """The environment of a fresh shell; ``checkout``: import hub from this checkout."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLIENTHUB_")}
-    env.update(PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", CLIENTHUB_PORT=str(port),
-               CLIENTHUB_LOG_JSON="false")  # fmt: skip
+    env.pop("PYTHONPATH", None)
+    env.update(PYTHONUNBUFFERED="1", CLIENTHUB_PORT=str(port), CLIENTHUB_LOG_JSON="false")
+    if checkout:
+        env["PYTHONPATH"] = str(ROOT)
     return env
 
 
 @contextmanager
-def running_hub(work: Path, **settings: str) -> Iterator[Demo]:
+def running_hub(work: Path, cli: list[str] = MODULE, **settings: str) -> Iterator[Demo]:
     """`clienthub run` in an empty directory: every default (./clienthub.db, the key file, the
-    sandbox portal at /sandbox, the sample rules), plus ``settings`` (CLIENTHUB_* names)."""
+    sandbox portal at /sandbox, the sample rules), plus ``settings`` (CLIENTHUB_* names).
+    ``cli``: how to call clienthub (INSTALLED: the console script alone, no PYTHONPATH)."""
     port = free_port()
-    env = {**_env(port), **settings}
+    env = {**_env(port, checkout=cli == MODULE), **settings}
     log = work / "server.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "hub", "run"], cwd=work, env=env, stdout=out,
+        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and scripts
+            [*cli, "run"], cwd=work, env=env, stdout=out,
             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
-        while True:
+        while True:  # ready, and it is this server (its banner names the port) that answers
             try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
+                ready = httpx.get(f"{url}/readyz", timeout=1).status_code == 200
             except httpx.HTTPError:
-                pass
+                ready = False
+            if ready and f"is running: {url}" in log.read_text():
+                break
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.2)
         engine = create_engine(f"sqlite:///{work / 'clienthub.db'}")
-        yield Demo(url, work, env, engine, log)
+        yield Demo(url, work, env, engine, log, cli)
         engine.dispose()
     finally:
         proc.terminate()
