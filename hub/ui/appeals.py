@@ -21,7 +21,7 @@ from hub.storage import ui_queries as q
 from hub.storage.users import SessionUser
 from hub.ui import drafts
 from hub.ui.dir_yaml import SECTIONS, YamlDoc, styled
-from hub.ui.i18n import DISPLAY_ZONE
+from hub.ui.i18n import DISPLAY_ZONE, N_, gettext
 from hub.ui.labels import crm_link, labels
 from hub.ui.security import require
 from hub.ui.templating import is_htmx, render
@@ -31,6 +31,7 @@ CHANNELS = ("vk", "telegram", "ok", "twogis", "yandex", "tilda", "form", "email"
 KINDS = ("message", "comment", "review", "call", "form", "email")
 STATES = ("new", "routed", "filtered", "delivered", "answered", "closed")
 BLACKLIST_ID = "blacklist"
+NO_APPEAL = N_("обращения %(n)s нет")
 
 
 def _day(value: str | None, *, end: bool = False) -> datetime | None:
@@ -87,7 +88,7 @@ def _raw_view(raw: Any) -> dict[str, Any] | None:
     try:
         text = raw.body.decode("utf-8")
     except UnicodeDecodeError:
-        text = f"({len(raw.body)} байт, не UTF-8)"
+        text = gettext(N_("(%(n)s байт, не UTF-8)"), n=len(raw.body))
     with contextlib.suppress(ValueError):
         text = json.dumps(json.loads(text), ensure_ascii=False, indent=2)
     return {"row": raw, "text": text[:200_000]}
@@ -101,7 +102,7 @@ def appeal_page(
     with session_scope(engine, read_only=True) as s:
         appeal = appeals_store.get(s, appeal_id)
         if appeal is None:
-            raise HTTPException(404, f"обращения {appeal_id} нет")
+            raise HTTPException(404, gettext(NO_APPEAL, n=appeal_id))
         raw = _raw_view(q.raw_event(s, appeal.raw_event_id))
         jobs = q.appeal_jobs(s, appeal_id)
         links = q.appeal_crm_links(s, appeal_id)
@@ -133,7 +134,7 @@ def reroute(
     with session_scope(request.app.state.engine) as s:
         appeal = appeals_store.get(s, appeal_id)
         if appeal is None:
-            raise HTTPException(404, f"обращения {appeal_id} нет")
+            raise HTTPException(404, gettext(NO_APPEAL, n=appeal_id))
         before = _snapshot(appeal)
         pipeline.route_appeal(s, appeal)
         q.add_audit(
@@ -166,7 +167,7 @@ def blacklist(
     with session_scope(request.app.state.engine) as s:
         appeal = appeals_store.get(s, appeal_id)
         if appeal is None:
-            raise HTTPException(404, f"обращения {appeal_id} нет")
+            raise HTTPException(404, gettext(NO_APPEAL, n=appeal_id))
         entries = _blacklist_entries(appeal)
         if not entries:
             return RedirectResponse(f"/ui/appeals/{appeal_id}?notice=no-author", 303)

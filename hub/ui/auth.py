@@ -20,6 +20,7 @@ from hub.ui import security
 from hub.ui.i18n import LANGUAGES, translations
 from hub.ui.security import (
     DUMMY_HASH,
+    LANGUAGE_COOKIE,
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
     SESSION_LIFETIME,
@@ -85,6 +86,7 @@ def login(
         return _login_page(request, _("Форма устарела: откройте страницу входа заново."), 400)
     login = login.strip().lower()
     ip = client_ip(request)
+    language: str | None = None
     engine = request.app.state.engine
     with session_scope(engine) as s:
         by_login, by_ip = users_store.failures_since(s, login=login, ip=ip, since=utcnow() - WINDOW)
@@ -111,13 +113,29 @@ def login(
                 ip=ip,
             )
             users_store.clear_failures(s, login=login)
+            language = user.language
             add_audit(s, actor=login, action="user.login", object_type="user", object_id=login)
     if failed:
         return _login_page(request, _("Неверный логин или пароль."), 401)
     response = RedirectResponse(_safe_next(next), status_code=303)
     _set_session_cookie(request, response, token)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/ui")
+    if language in LANGUAGES:
+        _set_language_cookie(request, response, language)
     return response
+
+
+def _set_language_cookie(request: Request, response: Response, language: str) -> None:
+    """Remembered by the browser, so that the login form after a logout speaks it too."""
+    response.set_cookie(
+        LANGUAGE_COOKIE,
+        language,
+        max_age=365 * 24 * 3600,
+        httponly=True,
+        samesite="lax",
+        secure=cookie_secure(request),
+        path="/",
+    )
 
 
 def _set_session_cookie(request: Request, response: Response, token: str) -> None:
@@ -197,4 +215,7 @@ async def set_language(
 
         await run_in_threadpool(save)
     back = request.headers.get("referer") or "/ui/"
-    return RedirectResponse(_safe_next(urlsplit(back).path or "/ui/"), status_code=303)
+    response = RedirectResponse(_safe_next(urlsplit(back).path or "/ui/"), status_code=303)
+    if language in LANGUAGES:
+        _set_language_cookie(request, response, language)
+    return response

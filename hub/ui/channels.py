@@ -18,6 +18,7 @@ from hub.storage import sources as sources_store
 from hub.storage import ui_queries as q
 from hub.storage.users import SessionUser
 from hub.ui import channel_checks
+from hub.ui.i18n import N_, gettext
 from hub.ui.security import require
 from hub.ui.templating import render
 
@@ -79,6 +80,6 @@ def test_source(
     with session_scope(request.app.state.engine, read_only=True) as s:
         row = s.get(ChannelSource, source_id)
         if row is None:
-            raise HTTPException(404, "нет такого источника")
+            raise HTTPException(404, gettext(N_("нет такого источника")))
     checks = channel_checks.run(row, hook_url(request, row))
     return render(request, "partials/channel_test.html", checks=checks, row=row)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import threading
 from collections import Counter, OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlmodel import Session
 
@@ -24,6 +24,7 @@ from hub.routing.service import compiled as compiled_published
 from hub.routing.sources import Problem
 from hub.storage import rulesets
 from hub.storage.ui_queries import add_audit
+from hub.ui.i18n import DEFAULT_LANGUAGE, current_language, translate_message
 
 _lock = threading.Lock()
 
@@ -81,17 +82,22 @@ _checked: OrderedDict[str, list[Problem]] = OrderedDict()
 
 
 def problems_of(files: dict[str, str]) -> list[Problem]:
-    """``check_files`` remembered by checksum: a draft is checked again at every edit."""
+    """``check_files`` remembered by checksum: a draft is checked again at every edit. The
+    checker writes Russian; an English reader gets the messages from the catalogue."""
     key = checksum(files)
     with _lock:
-        if key in _checked:
-            return _checked[key]
-    _model, problems = check_files(files)
-    with _lock:
-        _checked[key] = list(problems)
-        while len(_checked) > 8:
-            _checked.popitem(last=False)
-    return list(problems)
+        found = _checked.get(key)
+    if found is None:
+        _model, problems = check_files(files)
+        found = list(problems)
+        with _lock:
+            _checked[key] = found
+            while len(_checked) > 8:
+                _checked.popitem(last=False)
+    language = current_language()
+    if language == DEFAULT_LANGUAGE:
+        return list(found)
+    return [replace(p, message=translate_message(p.message, language)) for p in found]
 
 
 def save_files(

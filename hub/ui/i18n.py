@@ -4,13 +4,21 @@ Message ids are the Russian texts, so a string without an English translation st
 Russian, never as a key. The catalogues are the ``.po`` files in ``web/locale``; they are
 compiled in memory at start (no ``.mo`` in the repository to drift from its source).
 Dates and numbers are formatted by Babel in the user's language, times in Moscow time.
+
+Messages made outside the templates follow the request's language too: ``use_language`` is set
+per request (``hub/ui/security.py``), ``gettext`` translates a message id with values, and
+``translate_message`` turns an already formatted Russian message (a rule checker's problem, built
+in ``hub/routing`` without knowing who reads it) back into its catalogue template and values and
+translates it, values included when they are messages themselves.
 """
 
 from __future__ import annotations
 
 import io
+import re
+from contextvars import ContextVar
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -24,6 +32,77 @@ LANGUAGES = {"ru": "Русский", "en": "English"}
 DEFAULT_LANGUAGE = "ru"
 DISPLAY_ZONE = ZoneInfo("Europe/Moscow")
 LOCALE_DIR = Path(__file__).resolve().parents[2] / "web" / "locale"
+
+
+_language: ContextVar[str] = ContextVar("clienthub_ui_language", default="ru")
+
+
+def use_language(language: str) -> None:
+    """The language of messages made for the current request (a context variable: each request
+    and the thread it runs in has its own)."""
+    _language.set(language if language in LANGUAGES else DEFAULT_LANGUAGE)
+
+
+def current_language() -> str:
+    return _language.get()
+
+
+def N_(message: str) -> str:
+    """Marks a message id for the catalogue where it is defined; translated where shown."""
+    return message
+
+
+def gettext(message: str, language: str | None = None, **values: object) -> str:
+    text = translations(language or current_language()).gettext(message)
+    return text % values if values else text
+
+
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+
+
+@cache
+def _patterns(language: str) -> list[tuple[re.Pattern[str], str]]:
+    """Catalogue ids with placeholders as patterns, the longest literal text first (the most
+    specific template wins over «%(a)s: %(b)s»)."""
+    catalog = translations(language)
+    found = []
+    for msgid, msgstr in getattr(catalog, "_catalog", {}).items():
+        if not isinstance(msgid, str) or not msgstr or "%(" not in msgid:
+            continue
+        parts = _PLACEHOLDER.split(msgid)
+        regex = "".join(
+            re.escape(part.replace("%%", "%")) if i % 2 == 0 else f"(?P<{part}>.+?)"
+            for i, part in enumerate(parts)
+        )
+        literal = sum(len(part) for part in parts[::2])
+        found.append((literal, re.compile(f"^{regex}$", re.DOTALL), msgid))
+    found.sort(key=lambda item: -item[0])
+    return [(pattern, msgid) for _literal, pattern, msgid in found]
+
+
+def translate_message(message: str, language: str | None = None) -> str:
+    """A formatted Russian message in ``language``: the catalogue's own translation when the
+    message is an id, else the most specific template it was formatted from, its values
+    translated in turn; unknown messages stay as they are."""
+    language = language or current_language()
+    if language == DEFAULT_LANGUAGE or not message:
+        return message
+    return _translated(message, language)
+
+
+@lru_cache(maxsize=8192)
+def _translated(message: str, language: str, _depth: int = 0) -> str:
+    catalog = translations(language)
+    direct = catalog.gettext(message)
+    if direct != message or _depth > 3:
+        return direct
+    for pattern, msgid in _patterns(language):
+        match = pattern.match(message)
+        if match is None:
+            continue
+        values = {k: _translated(v, language, _depth + 1) for k, v in match.groupdict().items()}
+        return catalog.gettext(msgid) % values
+    return message
 
 
 @cache

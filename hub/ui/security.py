@@ -27,10 +27,11 @@ from hub.db import session_scope
 from hub.models import Role
 from hub.storage import users as users_store
 from hub.storage.users import SessionUser
-from hub.ui.i18n import pick_language
+from hub.ui.i18n import pick_language, use_language
 
 SESSION_COOKIE = "clienthub_session"
 LOGIN_CSRF_COOKIE = "clienthub_login_csrf"
+LANGUAGE_COOKIE = "clienthub_lang"  # the language chosen last in this browser: the login page
 SESSION_LIFETIME = timedelta(hours=12)
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
@@ -130,7 +131,7 @@ def current_user(request: Request) -> SessionUser | None:
             viewer = users_store.find_session(s, token_hash(token))
     request.state.viewer = viewer
     request.state.language = pick_language(
-        viewer.language if viewer else request.cookies.get("clienthub_lang"),
+        viewer.language if viewer else request.cookies.get(LANGUAGE_COOKIE),
         request.headers.get("accept-language"),
     )
     return viewer
@@ -169,6 +170,9 @@ def require(permission: str) -> Callable[[Request], Awaitable[SessionUser]]:
 
     async def dependency(request: Request) -> SessionUser:
         viewer = await run_in_threadpool(current_user, request)  # keep the event loop free
+        # Set here, in the request's own context: the endpoint (and the threads it runs in)
+        # inherits it, so messages made outside templates come in the user's language.
+        use_language(request.state.language)
         if viewer is None:
             raise LoginRequired
         if viewer.role not in PERMISSIONS[permission]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.datastructures import URL
 
 from hub.db import session_scope
 from hub.http.params import IdPath, invalid
@@ -14,17 +15,44 @@ from hub.storage import users as users_store
 from hub.storage.ui_queries import add_audit
 from hub.storage.users import SessionUser
 from hub.timeutil import utcnow
+from hub.ui.i18n import N_, gettext
 from hub.ui.security import hash_password, require
 from hub.ui.templating import render
 
 router = APIRouter(prefix="/ui/users")
 MIN_PASSWORD = 10
+SHORT_PASSWORD = N_("пароль короче %(n)s символов")
+# What the form said wrong, by code: the redirect carries the code (and values), the page shows
+# the message in the reader's language.
+ERRORS = {
+    "password": SHORT_PASSWORD,
+    "role": N_("нет такой роли"),
+    "login": N_("не указан логин"),
+    "exists": N_("такой логин уже есть"),
+    "last-admin": N_("последнего администратора нельзя лишить роли или отключить"),
+    "bitrix-id": N_("id пользователя Битрикс24 — целое положительное число"),
+    "bitrix-taken": N_("пользователь Битрикс24 %(n)s уже связан с %(who)s"),
+}
 
 
-def password_problem(password: str) -> str | None:
+def password_problem(password: str, language: str = "ru") -> str | None:
+    """Why a password is refused, or None; Russian unless asked (CLI and first start)."""
     if len(password) < MIN_PASSWORD:
-        return f"пароль короче {MIN_PASSWORD} символов"
+        return gettext(SHORT_PASSWORD, language, n=MIN_PASSWORD)
     return None
+
+
+def _refused(code: str, **values: object) -> RedirectResponse:
+    url = URL("/ui/users").include_query_params(error=code, **values)
+    return RedirectResponse(str(url), status_code=303)
+
+
+def error_message(code: str | None, values: dict[str, str]) -> str | None:
+    """The message of an error code, translated; an unknown code shows nothing."""
+    if not code or code not in ERRORS:
+        return None
+    n = MIN_PASSWORD if code == "password" else values.get("n", "")
+    return gettext(ERRORS[code], n=n, who=values.get("who", ""))
 
 
 @router.get("")
@@ -35,7 +63,8 @@ def users_page(
         users = users_store.list_all(s)
     return render(
         request, "pages/users.html", nav="users", users=users, roles=[r.value for r in Role],
-        error=request.query_params.get("error"), notice=request.query_params.get("notice"),
+        error=error_message(request.query_params.get("error"), dict(request.query_params)),
+        notice=request.query_params.get("notice"),
     )  # fmt: skip
 
 
@@ -49,16 +78,19 @@ def add_user(
     viewer: SessionUser = Depends(require("users.manage")),
 ) -> Response:
     login = login.strip().lower()
-    problem = password_problem(password) or (None if role in Role.__members__ else "роль?")
-    if problem or not login:
-        return RedirectResponse(f"/ui/users?error={problem or 'логин?'}", status_code=303)
+    if password_problem(password):
+        return _refused("password")
+    if role not in Role.__members__:
+        return _refused("role")
+    if not login:
+        return _refused("login")
     with session_scope(request.app.state.engine) as s:
         try:
             users_store.create(
                 s, login=login, name=name.strip(), role=role, password_hash=hash_password(password)
             )
         except users_store.UserExists:
-            return RedirectResponse("/ui/users?error=такой логин уже есть", status_code=303)
+            return _refused("exists")
         add_audit(
             s, actor=viewer.login, action="user.add", object_type="user", object_id=login,
             details={"after": {"login": login, "name": name.strip(), "role": role}},
@@ -82,35 +114,34 @@ def change_user(
     viewer: SessionUser = Depends(require("users.manage")),
 ) -> Response:
     if role not in Role.__members__:
-        raise invalid("role", "нет такой роли", where="body")
+        no_role = ERRORS["role"]
+        raise invalid("role", gettext(no_role), where="body")
     link = bitrix_user_id.strip()
     if link and not (link.isdigit() and 0 < int(link) < 2**31):
-        return RedirectResponse("/ui/users?error=id Битрикс24 — целое число", status_code=303)
+        return _refused("bitrix-id")
     new_link = int(link) if link else None
     with session_scope(request.app.state.engine) as s:
         user = users_store.get(s, user_id)
         if user is None:
-            raise HTTPException(404, "нет такого пользователя")
+            raise HTTPException(404, gettext(N_("нет такого пользователя")))
         before = {"role": user.role, "enabled": user.enabled, "bitrix_user_id": user.bitrix_user_id}
         after: dict[str, object] = {"role": role, "enabled": enabled}
         losing_admin = (
             user.role == Role.admin and user.enabled and (role != Role.admin or not enabled)
         )
         if losing_admin and _enabled_admins(s) <= 1:
-            return RedirectResponse("/ui/users?error=последний администратор", status_code=303)
+            return _refused("last-admin")
         values: dict[str, object] = {"role": role, "enabled": enabled}
         if password:
-            problem = password_problem(password)
-            if problem:
-                return RedirectResponse(f"/ui/users?error={problem}", status_code=303)
+            if password_problem(password):
+                return _refused("password")
             values.update(password_hash=hash_password(password), password_changed_at=utcnow())
         # Without bitrix_link (a script, an older form) the link stays; an empty field unlinks.
         if bitrix_link and new_link != user.bitrix_user_id:
             try:
                 users_store.link_bitrix_user(s, user_id, new_link)
             except users_store.BitrixUserTaken as taken:
-                error = f"пользователь Битрикс24 {link} уже связан с {taken}"
-                return RedirectResponse(f"/ui/users?error={error}", status_code=303)
+                return _refused("bitrix-taken", n=link, who=str(taken))
             after["bitrix_user_id"] = new_link
         else:
             before.pop("bitrix_user_id")

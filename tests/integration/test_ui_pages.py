@@ -141,6 +141,26 @@ class TestChannels:
         r = client.post(f"/ui/channels/{row.id}/test", headers={"X-CSRF-Token": client.csrf})  # type: ignore[attr-defined]
         assert r.status_code == 200 and "расшифровываются" in r.text and "✘" not in r.text
 
+    def test_unsupported_events_and_the_last_event_per_source(self, ui_engine: Engine) -> None:
+        from hub.storage import ui_queries, unsupported_events
+
+        with session_scope(ui_engine) as s:
+            for i, (state, kind) in enumerate(
+                [("unsupported", "wall_reply_edit"), ("parsed", "message_new"),
+                 ("unsupported", "wall_reply_edit"), ("unsupported", "group_join")]
+            ):  # fmt: skip
+                s.add(RawEvent(channel="vk", source="club1", external_id=str(i), body=b"{}",
+                               event_type=kind, state=state))  # fmt: skip
+            src = sources_store.upsert(s, channel="vk", source="club1", secrets={})
+        with session_scope(ui_engine, read_only=True) as s:
+            rows = unsupported_events.summary(s)
+            health = ui_queries.source_health(s, [src])
+        assert [(r.event_type, r.count) for r in rows] == [
+            ("group_join", 1),
+            ("wall_reply_edit", 2),
+        ]
+        assert health[src.id].last_event_state == "unsupported"  # type: ignore[index]
+
 
 class TestAudit:
     def test_changes_show_before_and_after(self, ui_server: LiveServer) -> None:
@@ -180,6 +200,33 @@ class TestUsers:
         page = client.get("/ui/appeals").text
         assert "<h1>Appeals</h1>" in page and 'lang="en"' in page
         assert "Обращения" in login(ui_server, "operator").get("/ui/queue").text  # others stay
+
+    def test_an_english_user_gets_english_errors(self, ui_server: LiveServer) -> None:
+        admin = login(ui_server, "admin")
+        r = admin.post(
+            "/ui/language",
+            data={"csrf_token": admin.csrf, "language": "en"},  # type: ignore[attr-defined]
+            headers={"Referer": "/ui/users"},
+        )
+        assert r.cookies.get("clienthub_lang") == "en"  # the login form after logout too
+        r = admin.post(
+            "/ui/users",
+            data={"csrf_token": admin.csrf, "login": "olga", "role": "reviewer",  # type: ignore[attr-defined]
+                  "password": "short"},
+        )  # fmt: skip
+        page = admin.get(r.headers["location"]).text
+        assert 'role="alert">the password is shorter than 10 characters<' in page
+        assert "пароль" not in page
+        missing = admin.get("/ui/appeals/999999")
+        assert missing.status_code == 404 and "there is no appeal 999999" in missing.text
+        assert "<h1>Not found</h1>" in missing.text
+        assert admin.get("/api/appeals/999999").headers["content-type"] == "application/json"
+        bad = admin.get("/ui/appeals/abc")
+        assert bad.status_code == 422 and "invalid value of the field «appeal_id»" in bad.text
+        admin.post("/ui/logout", data={"csrf_token": admin.csrf})  # type: ignore[attr-defined]
+        assert '<html lang="en"' in admin.get("/ui/login").text
+        russian = login(ui_server, "operator")
+        assert "обращения 999999 нет" in russian.get("/ui/appeals/999999").text
 
 
 class TestDashboard:
