@@ -108,6 +108,28 @@ def _cursor(row: Any, by_time: bool) -> str:
     return f"{row.received_at.isoformat()}~{row.id}" if by_time else str(row.id)
 
 
+PERIOD_SCAN = 50_000
+
+
+def _period_ids(session: Session, flt: UiAppealFilter) -> tuple[int, int] | None:
+    """The lowest and highest id received in the period, when it holds at most PERIOD_SCAN
+    appeals (a covering read of ``(received_at, id)``). SQLite's full-text index reads matches
+    in id order, so a search within a few days reads only that id span instead of every match;
+    a longer period is left alone (its matches are most of them anyway)."""
+    ids = select(Appeal.id)
+    if flt.since:
+        ids = ids.where(Appeal.received_at >= flt.since)
+    if flt.until:
+        ids = ids.where(Appeal.received_at < flt.until)
+    part = ids.limit(PERIOD_SCAN + 1).subquery()
+    low, high, n = session.execute(
+        select(func.min(part.c.id), func.max(part.c.id), func.count())
+    ).one()
+    if n > PERIOD_SCAN:
+        return None
+    return (int(low), int(high)) if n else (1, 0)
+
+
 def _moment(value: str) -> datetime | None:
     try:
         return datetime.fromisoformat(value) if value else None
@@ -136,7 +158,11 @@ def appeal_page(
         q = q.where(Appeal.received_at < flt.until)
     id_order: Any = Appeal.id
     if flt.q and flt.q.strip():
-        q, id_order = search.restrict(q, session.get_bind().dialect.name, flt.q)
+        dialect = session.get_bind().dialect.name
+        q, id_order = search.restrict(q, dialect, flt.q)
+        span = _period_ids(session, flt) if by_time and dialect == "sqlite" else None
+        if span is not None:
+            q = q.where(id_order.between(*span))
     order = (Appeal.received_at.desc(), id_order.desc()) if by_time else (id_order.desc(),)
     q = q.order_by(*order)
     if cursor:
