@@ -20,16 +20,21 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, literal_column, select
+from sqlalchemy import case, func, literal_column, select, type_coerce
 from sqlmodel import Session
 
 from hub.models import Appeal, DailyRollup
+from hub.models.types import JSONType
 from hub.timeutil import as_utc, utcnow
 
 ZONE = ZoneInfo("Europe/Moscow")
 SETTLE = timedelta(days=3)
 REFRESH = timedelta(minutes=15)
 _BASE = 1.2
+# Bumped when compute_day adds a figure: older rollups are computed again once (v2: "filter",
+# appeals filtered per noise filter id, "" for a rule's own filter action).
+ROLLUP_VERSION = 2
+FILTER_TAG = "отфильтровано"  # hub/routing/engine.py tags a filtered appeal [FILTER_TAG, id]
 
 
 def bucket(seconds: float) -> int:
@@ -74,6 +79,7 @@ def compute_day(session: Session, day: date) -> dict[str, Any]:
         Appeal.department, Appeal.assignee_id, Appeal.assignee_name,
         _seconds(session, Appeal.crm_visible_at, Appeal.received_at),
         _seconds(session, Appeal.first_reply_at, Appeal.received_at),
+        type_coerce(case((Appeal.filtered_reason.is_not(None), Appeal.tags), else_=None), JSONType),
     ).where(Appeal.received_at >= start, Appeal.received_at < end)  # fmt: skip
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     times: dict[str, dict[str, dict[str, Counter[int]]]] = {
@@ -81,13 +87,16 @@ def compute_day(session: Session, day: date) -> dict[str, Any]:
         "employee": defaultdict(lambda: {"deal": Counter(), "reply": Counter()}),
     }
     names: dict[str, str] = {}
-    for ch, region, topic, state, reason, dept, emp, emp_name, ttd, ttr in session.execute(q):
+    rows = session.execute(q)
+    for ch, region, topic, state, reason, dept, emp, emp_name, ttd, ttr, tags in rows:
         counts["channel"][ch] += 1
         counts["region"][region or ""] += 1
         counts["topic"][topic or ""] += 1
         counts["state"][state] += 1
         if reason:
             counts["filtered"][reason] += 1
+            by_filter = len(tags or ()) > 1 and tags[0] == FILTER_TAG
+            counts["filter"][str(tags[1]) if by_filter else ""] += 1
         for dim, key in (("department", dept), ("employee", emp)):
             if not key:
                 continue
@@ -98,6 +107,7 @@ def compute_day(session: Session, day: date) -> dict[str, Any]:
         if emp and emp_name:
             names[emp] = emp_name
     return {
+        "v": ROLLUP_VERSION,
         "counts": {dim: dict(c) for dim, c in counts.items()},
         "times": {
             dim: {
@@ -125,7 +135,11 @@ def rollups(session: Session, days: list[date]) -> tuple[dict[date, dict[str, An
     ).scalars()
     by_day = {date.fromisoformat(r.day): r for r in rows}
     now = utcnow()
-    found = {d: r.data for d, r in by_day.items() if not _stale(r, d, now)}
+    found = {
+        d: r.data
+        for d, r in by_day.items()
+        if not _stale(r, d, now) and r.data.get("v") == ROLLUP_VERSION
+    }
     return found, [d for d in days if d not in found]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from datetime import date, timedelta
 from typing import Any
 
@@ -113,6 +114,18 @@ def _times(period: store.Period, dim: str, names: dict[str, str], top: int) -> l
     return rows[:top]
 
 
+def _filters(period: store.Period, names: dict[str, str]) -> list[tuple[str, str, int]]:
+    """(filter id, reason, count) for every noise filter of the rules in force — spam, contests,
+    the blacklist — zeros included, then filters no longer in force and the rules' own filter
+    actions (id "")."""
+    seen = period.totals.get("filter", Counter())
+    rows = [(fid, reason, seen.get(fid, 0)) for fid, reason in names.items()]
+    rows += [(fid, fid, n) for fid, n in seen.most_common() if fid and fid not in names]
+    if seen.get(""):
+        rows.append(("", "", seen[""]))
+    return rows
+
+
 @router.get("/dashboard")
 def dashboard(
     request: Request, days: int = 30, viewer: SessionUser = Depends(require("dashboard.read"))
@@ -137,7 +150,7 @@ def dashboard(
         total=total, period=period, names=names, charts=chart_json,
         departments=_times(period, "department", names.departments, 20),
         employees=_times(period, "employee", employees, 30),
-        filtered=period.totals["filtered"].most_common(),
+        filters=_filters(period, names.filters),
         states=period.totals["state"],
         first_day=period.days[0] if period.days else date.today(),
     )  # fmt: skip

@@ -22,6 +22,7 @@ class Labels:
     topics: dict[str, str] = field(default_factory=dict)
     departments: dict[str, str] = field(default_factory=dict)
     employees: dict[str, str] = field(default_factory=dict)
+    filters: dict[str, str] = field(default_factory=dict)  # noise filter id -> its reason
 
 
 _lock = threading.Lock()
@@ -43,6 +44,7 @@ def labels(engine: Engine) -> Labels:
         {t.code: t.title for t in model.topics},
         {d.code: d.name for d in model.departments},
         {e.id: e.name for e in model.employees},
+        {f.id: f.reason for f in model.filters},
     )
     with _lock:
         _cache.clear()

@@ -254,6 +254,28 @@ class TestDashboard:
         # login() opened the 30-day view: 29 past days stored; today is computed live, never kept
         assert len(stored) == 29 and today.isoformat() not in stored
 
+    def test_spam_contests_and_the_blacklist_are_counted_by_filter(
+        self, ui_server: LiveServer, ui_engine: Engine
+    ) -> None:
+        spam = "Заработок в интернете на дому, пишите"
+        for text in (spam, spam, "Участвую в конкурсе!"):
+            add_appeal(ui_engine, text=text, kind="comment", received_at=utcnow())
+        add_appeal(ui_engine, author_phone="+79000000000", received_at=utcnow())  # blacklisted
+        add_appeal(ui_engine, received_at=utcnow())  # not filtered
+        # A rollup stored before filters were counted is computed again, not shown without them.
+        yesterday = utcnow().astimezone(dash.ZONE).date() - timedelta(days=1)
+        add_appeal(ui_engine, text=spam, received_at=dash.day_bounds(yesterday)[0])
+        with session_scope(ui_engine) as s:
+            s.add(DailyRollup(day=yesterday.isoformat(), data={"counts": {}}, computed_at=utcnow()))
+        page = login(ui_server, "reviewer").get("/ui/dashboard", params={"days": 7}).text
+        table = page.split('id="filtered-by">')[1].split("</table>")[0]
+        shown = {
+            row.split('"')[1]: row.split('class="num">')[1].split("<")[0]
+            for row in table.split("<tr data-filter=")[1:]
+        }
+        assert shown == {"contest": "1", "spam": "3", "blacklist": "1"}, shown
+        assert "Спам и реклама" in table and "Отправитель в чёрном списке" in table
+
     def test_percentiles_from_buckets_are_within_ten_percent(self) -> None:
         values = [5, 10, 20, 40, 60, 120, 300, 600, 1200, 3600]
         hist: Counter[int] = Counter(dash.bucket(v) for v in values)
