@@ -35,12 +35,14 @@ def _source(channel: str, name: str) -> SourceConfig:
 
 
 def _save(source: SourceConfig, *, config: dict[str, Any], secrets: dict[str, str]) -> None:
+    from hub.cli_ops import cli_actor
     from hub.storage import sources as store
 
     with session_scope(get_engine()) as s:
         store.upsert(
-            s, channel=source.channel, source=source.source, config=config, secrets=secrets
-        )
+            s, channel=source.channel, source=source.source, config=config, secrets=secrets,
+            actor=cli_actor(),
+        )  # fmt: skip
 
 
 def _hook_url(public_url: str | None, channel: str, source: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 from typing import Any
 
@@ -13,6 +14,14 @@ from hub.db import get_engine, session_scope
 appeals_app = typer.Typer(help="Stored appeals with their routing.", no_args_is_help=True)
 jobs_app = typer.Typer(help="The job queue and its dead letters.", no_args_is_help=True)
 sources_app = typer.Typer(help="Channel sources that may post to /hooks.", no_args_is_help=True)
+
+
+def cli_actor() -> str:
+    """Who made a change from the command line, for the audit log: the system user."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no passwd entry (a container's arbitrary uid)
+        return "cli"
 
 
 def _echo_json(data: Any) -> None:
@@ -187,6 +196,7 @@ def sources_add(
             config=cfg,
             secrets=secrets if secret else None,
             enabled=not disabled,
+            actor=cli_actor(),
         )
     typer.echo(f"source {channel}/{source} saved")
 
@@ -196,7 +206,7 @@ def sources_remove(channel: str, source: str) -> None:
     from hub.storage import sources as store
 
     with session_scope(get_engine()) as s:
-        n = store.remove(s, channel=channel, source=source)
+        n = store.remove(s, channel=channel, source=source, actor=cli_actor())
     if not n:
         raise _exit_error(f"no source {channel}/{source}")
     typer.echo(f"source {channel}/{source} removed")

@@ -1,4 +1,8 @@
-"""Configured channel sources, with their secrets encrypted at rest."""
+"""Configured channel sources, with their secrets encrypted at rest.
+
+A change made on someone's word (``actor``: the CLI, later the UI) is written to the audit log
+with the source before and after; secrets appear there only masked, plus which ones changed.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,15 @@ from sqlmodel import Session
 from connectors.base import SourceConfig
 from hub import crypto
 from hub.db import session_scope
-from hub.models import ChannelSource
+from hub.models import AuditEntry, ChannelSource
+
+
+def _find(session: Session, channel: str, source: str) -> ChannelSource | None:
+    return session.execute(
+        select(ChannelSource).where(
+            ChannelSource.channel == channel, ChannelSource.source == source
+        )
+    ).scalar_one_or_none()
 
 
 def upsert(
@@ -26,12 +38,11 @@ def upsert(
     config: dict[str, Any] | None = None,
     secrets: dict[str, str] | None = None,
     enabled: bool = True,
+    actor: str | None = None,
 ) -> ChannelSource:
-    row = session.execute(
-        select(ChannelSource).where(
-            ChannelSource.channel == channel, ChannelSource.source == source
-        )
-    ).scalar_one_or_none()
+    """Add or change a source; with ``actor``, audited (``source.add`` / ``source.change``)."""
+    row = _find(session, channel, source)
+    before = None if row is None else _plain(row)
     if row is None:
         row = ChannelSource(channel=channel, source=source)
         session.add(row)
@@ -42,16 +53,78 @@ def upsert(
     if secrets is not None:
         row.secrets_enc = crypto.encrypt(json.dumps(secrets)) if secrets else None
     session.flush()
+    if actor is not None:
+        after = _plain(row)
+        if after != before:
+            action = "source.add" if before is None else "source.change"
+            _audit(session, actor, action, row, before, after)
     return row
 
 
-def remove(session: Session, *, channel: str, source: str) -> int:
+def remove(session: Session, *, channel: str, source: str, actor: str | None = None) -> int:
+    """Delete a source; with ``actor``, audited (``source.remove``) with what it was."""
+    row = _find(session, channel, source) if actor is not None else None
+    before = None if row is None else _plain(row)
     result = session.execute(
         delete(ChannelSource).where(
             ChannelSource.channel == channel, ChannelSource.source == source
         )
     )
+    if row is not None and actor is not None and result.rowcount:
+        _audit(session, actor, "source.remove", row, before, None)
     return result.rowcount
+
+
+_UNREADABLE = "(не расшифровываются текущим ключом)"
+
+
+def _plain(row: ChannelSource) -> dict[str, Any]:
+    """The source as compared for the audit: secrets in plain text (never stored so)."""
+    try:
+        secrets: dict[str, Any] | str = to_config(row).secrets
+    except crypto.SecretKeyError:
+        secrets = _UNREADABLE
+    return {
+        "title": row.title,
+        "enabled": row.enabled,
+        "config": dict(row.config),
+        "secrets": secrets,
+    }
+
+
+def _masked(state: dict[str, Any] | None) -> dict[str, Any] | None:
+    if state is None:
+        return None
+    secrets = state["secrets"]
+    if isinstance(secrets, dict):
+        secrets = {k: crypto.mask(str(v)) for k, v in sorted(secrets.items())}
+    return {**state, "secrets": secrets}
+
+
+def _audit(
+    session: Session,
+    actor: str,
+    action: str,
+    row: ChannelSource,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> None:
+    old = before["secrets"] if before and isinstance(before["secrets"], dict) else {}
+    new = after["secrets"] if after and isinstance(after["secrets"], dict) else {}
+    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    session.add(
+        AuditEntry(
+            actor=actor,
+            action=action,
+            object_type="channel_source",
+            object_id=f"{row.channel}/{row.source}",
+            details={
+                "before": _masked(before),
+                "after": _masked(after),
+                "secrets_changed": changed,
+            },
+        )
+    )
 
 
 def list_all(session: Session) -> list[ChannelSource]:

@@ -76,3 +76,33 @@ def test_sources_add_list_remove(env):
     assert "abc" not in out
     assert runner.invoke(app, ["sources", "remove", "form", "landing"]).exit_code == 0
     assert runner.invoke(app, ["sources", "remove", "form", "landing"]).exit_code == 2
+
+
+def test_source_changes_from_the_cli_are_audited_with_secrets_masked(env, engine):
+    from sqlalchemy import select
+
+    from hub.models import AuditEntry
+    from hub.ui.audit import change_lines
+
+    token, new_token = "tok-0123456789-secret-A", "tok-0123456789-secret-B"
+    args = ["sources", "add", "form", "landing", "--title", "Лендинг"]
+    assert runner.invoke(app, [*args, "--secret", f"token={token}"]).exit_code == 0
+    assert runner.invoke(app, [*args, "--secret", f"token={new_token}"]).exit_code == 0
+    assert runner.invoke(app, [*args]).exit_code == 0  # nothing changed: nothing audited
+    assert runner.invoke(app, ["sources", "remove", "form", "landing"]).exit_code == 0
+    with session_scope(engine, read_only=True) as s:
+        entries = list(s.execute(select(AuditEntry).order_by(AuditEntry.id)).scalars())
+    assert [(e.action, e.object_type, e.object_id) for e in entries] == [
+        ("source.add", "channel_source", "form/landing"),
+        ("source.change", "channel_source", "form/landing"),
+        ("source.remove", "channel_source", "form/landing"),
+    ]
+    assert all(e.actor.startswith("cli") for e in entries)
+    added, changed, removed = entries
+    assert added.details["before"] is None
+    assert added.details["after"]["secrets"] == {"token": "tok-…et-A"}
+    assert added.details["after"]["title"] == "Лендинг"
+    assert changed.details["secrets_changed"] == ["token"]
+    assert removed.details["after"] is None and removed.details["before"]["title"] == "Лендинг"
+    every = " ".join(str(e.details) + "\n".join(change_lines(e)) for e in entries)
+    assert token not in every and new_token not in every and "0123456789" not in every
