@@ -115,7 +115,7 @@ class Portal:
             "refresh_token": refresh,
             "expires": int(expires),
             "expires_in": self.token_ttl,
-            "scope": "crm,user,department,telephony,imopenlines,imconnector,im,placement",
+            "scope": "crm,user,department,telephony,task,imopenlines,imconnector,im,placement",
             "member_id": "sandbox0member0id",
             "status": "L",
             "user_id": user_id,
