@@ -17,6 +17,7 @@ from hub.demo_generate import generate
 from hub.models import Appeal, DailyRollup, Job, RateBucket, RawEvent
 from hub.settings import Settings
 from hub.storage import dashboard as dash
+from hub.storage import rulesets
 from hub.storage import sources as sources_store
 from hub.timeutil import utcnow
 from hub.ui.labels import crm_link
@@ -55,18 +56,20 @@ class TestAppealList:
     ) -> None:
         generate(ui_engine, 60, months=1, seed=3)
         with session_scope(ui_engine, read_only=True) as s:
-            appeal = s.execute(
-                select(Appeal).where(Appeal.state == "answered").limit(1)
-            ).scalar_one()
-            job = s.execute(select(Job).where(Job.appeal_id == appeal.id)).scalar_one_or_none()
+            appeal, job = s.execute(
+                select(Appeal, Job)
+                .join(Job, Job.appeal_id == Appeal.id)
+                .where(Appeal.state == "answered", Job.kind == "deliver.appeal")
+                .limit(1)
+            ).one()  # the generator gives recent answered appeals their delivery job
         client = login(ui_server, "reviewer")
         page = client.get(f"/ui/appeals/{appeal.id}").text
         assert f'"external_id": "demo-{appeal.id}"' not in page  # the raw body, pretty-printed:
         assert f"demo-{appeal.id}" in page.split('id="raw-event"')[1]
         trace = page.split('id="trace"')[1].split("</section>")[0]
         assert appeal.trace[0]["message"] in trace
-        if job is not None:
-            assert "deliver.appeal" in page.split('id="history"')[1]
+        history = page.split('id="history"')[1].split("</table>")[0]
+        assert f"<code>deliver.appeal</code> #{job.id}<" in history
         assert client.get("/ui/appeals/999999").status_code == 404
 
     def test_deal_link_points_at_the_portal(self) -> None:
@@ -75,6 +78,28 @@ class TestAppealList:
         assert crm_link(Settings(sandbox_enabled=False), "deal", 7) is None
         # The mounted sandbox has no CRM pages: its deals are shown by the admin UI.
         assert crm_link(Settings(sandbox_enabled=True), "deal", 7) == "/ui/sandbox/deals/7"
+
+
+class TestRules:
+    def test_diff_between_versions_that_are_not_neighbours(
+        self, ui_server: LiveServer, ui_engine: Engine
+    ) -> None:
+        with session_scope(ui_engine) as s:
+            first, files = rulesets.export_files(session=s)
+            two = {**files, "topics.yaml": files["topics.yaml"] + "\n# правка второй версии\n"}
+            three = {**two, "regions.yaml": two["regions.yaml"] + "\n# правка третьей версии\n"}
+            second = rulesets.import_draft(session=s, files=two, created_by="t").id
+            third = rulesets.import_draft(session=s, files=three, created_by="t").id
+        client = login(ui_server, "reviewer")
+        page = client.get("/ui/rules/diff", params={"a": first, "b": third}).text
+        assert "<h3>topics.yaml</h3>" in page and "<h3>regions.yaml</h3>" in page
+        assert '<span class="add">+# правка второй версии</span>' in page
+        assert '<span class="add">+# правка третьей версии</span>' in page
+        assert f"v{first}/topics.yaml" in page and f"v{third}/regions.yaml" in page
+        near = client.get("/ui/rules/diff", params={"a": second, "b": third}).text
+        assert "правка второй версии" not in near and "<h3>topics.yaml</h3>" not in near
+        back = client.get("/ui/rules/diff", params={"a": third, "b": first}).text
+        assert '<span class="del">-# правка третьей версии</span>' in back
 
 
 class TestQueue:
