@@ -221,17 +221,6 @@ def raw_event(session: Session, raw_event_id: int | None) -> RawEvent | None:
     return None if raw_event_id is None else session.get(RawEvent, raw_event_id)
 
 
-def recent_appeals(session: Session, *, limit: int) -> list[Appeal]:
-    """The newest routed appeals (filtered ones too), for testing a draft against them."""
-    q = (
-        select(Appeal)
-        .where(Appeal.rules_version.is_not(None))
-        .order_by(Appeal.id.desc())
-        .limit(limit)
-    )
-    return list(session.execute(q).scalars())
-
-
 # Jobs ------------------------------------------------------------------------------------------
 
 

@@ -161,9 +161,9 @@ def read(spec: FieldSpec, raw: str) -> tuple[Any, str | None]:
     if spec.kind == "bool":
         return (True if text else None), None
     if not text:
-        return None, ("обязательное поле" if spec.required else None)
+        return None, (N_("обязательное поле") if spec.required else None)
     if spec.kind == "int":
-        return (int(text), None) if text.isdigit() else (None, "нужно целое число")
+        return (int(text), None) if text.isdigit() else (None, N_("нужно целое число"))
     if spec.kind in ("list", "lines"):
         return _split(text, spec.kind == "lines"), None
     if spec.kind == "choice":

@@ -20,6 +20,7 @@ from hub.storage.users import SessionUser
 from hub.ui import dir_csv, dir_forms, drafts, rule_form
 from hub.ui.dir_choices import ENTITY_LABELS, choices_of
 from hub.ui.dir_yaml import SECTIONS, YamlDoc
+from hub.ui.i18n import N_
 from hub.ui.security import require
 from hub.ui.templating import render
 
@@ -281,9 +282,9 @@ def _csv_change(
     key = cells.get("id", "")
     errors: dict[str, list[str]] = {}
     if not key:
-        errors["id"] = ["обязательное поле"]
+        errors["id"] = [N_("обязательное поле")]
     elif key != original and doc.find(key) is not None:
-        errors["id"] = ["такой id уже есть"]
+        errors["id"] = [N_("такой id уже есть")]
     if errors:
         return text, key, errors
     if original:

@@ -14,6 +14,7 @@ from hub.storage import rulesets
 from hub.storage.ui_queries import add_audit
 from hub.storage.users import SessionUser
 from hub.ui import draft_runs, draft_test, drafts
+from hub.ui.i18n import N_
 from hub.ui.security import require
 from hub.ui.templating import render
 
@@ -130,9 +131,9 @@ def publish(
     with session_scope(_engine(request)) as s:
         draft = drafts.working_draft(s)
         if draft is None:
-            raise HTTPException(409, "черновика нет")
+            raise HTTPException(409, N_("черновика нет"))
         if not comment:
-            raise HTTPException(422, "нужен комментарий: что изменилось")
+            raise HTTPException(422, N_("нужен комментарий: что изменилось"))
         draft.note = comment
         try:
             rulesets.publish(session=s, published_by=viewer.login, version_id=draft.id)

@@ -41,6 +41,8 @@ def _pretty_json(value: Any) -> str:
 
 
 templates.env.filters["pretty_json"] = _pretty_json
+# A message formatted in Russian (a field error, a checker problem) in the reader's language.
+templates.env.filters["tmsg"] = lambda message: i18n.translate_message(str(message))
 templates.env.globals["STATE_CLASSES"] = STATE_CLASSES
 templates.env.globals["PERMISSIONS"] = PERMISSIONS
 templates.env.globals["LANGUAGES"] = i18n.LANGUAGES
