@@ -27,3 +27,6 @@ def register_all() -> None:
     from hub import escalation  # overdue first replies and absent responsibles
 
     register_periodic("escalation.sweep", escalation.sweep_all, escalation.SWEEP_SECONDS)
+    from hub.storage import dashboard  # past days rolled up before anyone opens the dashboard
+
+    register_periodic("dashboard.warm", dashboard.warm, 300)

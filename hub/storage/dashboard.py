@@ -21,8 +21,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, func, literal_column, select, type_coerce
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from hub.db import session_scope
 from hub.models import Appeal, DailyRollup
 from hub.models.types import JSONType
 from hub.timeutil import as_utc, utcnow
@@ -150,6 +152,23 @@ def save_rollup(session: Session, day: date, data: dict[str, Any]) -> None:
     row.data = data
     row.computed_at = utcnow()
     session.add(row)
+
+
+def warm(engine: Engine, *, days: int = 180, limit: int = 31, now: datetime | None = None) -> int:
+    """Compute missing or stale rollups of the past ``days`` (at most ``limit`` a call, newest
+    first), so that no dashboard view pays for them: run by the scheduler leader. Returns how
+    many it computed."""
+    now = now or utcnow()
+    today = now.astimezone(ZONE).date()
+    span = [today - timedelta(days=i) for i in range(1, days + 1)]
+    with session_scope(engine, read_only=True) as s:
+        _found, missing = rollups(s, span)
+    done = 0
+    for day in missing[:limit]:
+        with session_scope(engine) as s:  # one day a transaction: short writer locks
+            save_rollup(s, day, compute_day(s, day))
+        done += 1
+    return done
 
 
 @dataclass

@@ -279,6 +279,21 @@ class TestDashboard:
         # login() opened the 30-day view: 29 past days stored; today is computed live, never kept
         assert len(stored) == 29 and today.isoformat() not in stored
 
+    def test_the_leader_rolls_past_days_up_before_anyone_looks(self, ui_engine: Engine) -> None:
+        """The scheduler's warm-up computes missing days newest first, a bounded number per
+        tick, and leaves nothing for a later view to compute."""
+        generate(ui_engine, 300, months=2, seed=7)
+        assert dash.warm(ui_engine, days=60, limit=40) == 40
+        assert dash.warm(ui_engine, days=60, limit=40) == 20
+        assert dash.warm(ui_engine, days=60, limit=40) == 0
+        today = utcnow().astimezone(dash.ZONE).date()
+        span = [today - timedelta(days=i) for i in range(1, 61)]
+        with session_scope(ui_engine, read_only=True) as s:
+            found, missing = dash.rollups(s, span)
+            assert missing == []
+            day = span[3]
+            assert found[day] == dash.compute_day(s, day)
+
     def test_spam_contests_and_the_blacklist_are_counted_by_filter(
         self, ui_server: LiveServer, ui_engine: Engine
     ) -> None:
