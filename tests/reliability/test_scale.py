@@ -1,7 +1,8 @@
 """Scale-out on PostgreSQL: two web processes and three workers, every appeal delivered once.
 
-The CI size is 1,000 appeals (CLIENTHUB_SCALE_APPEALS changes it); ``benchmarks/scale.py``
-runs the same code with 10,000.
+10,000 appeals in CI, as the issue asks (about 6 minutes on an idle 2-core machine;
+CLIENTHUB_SCALE_APPEALS changes it); ``benchmarks/scale.py`` runs the same traffic at the real
+portal limit of 2 requests/s and adds the full fault phase.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from tests.reliability.traffic import (
     send_all,
 )
 
-APPEALS = int(os.environ.get("CLIENTHUB_SCALE_APPEALS", "1000"))
+APPEALS = int(os.environ.get("CLIENTHUB_SCALE_APPEALS", "10000"))
 # 5 % of the portal's calls fail: every 20th batch request is refused whole, and every 20th
 # create inside the batches fails on its own.
 FAILING = [
@@ -84,7 +85,7 @@ def test_three_workers_and_two_webs_deliver_every_appeal_and_reply_once(
 
         wait_until(
             lambda: settled(cluster_engine, ("parse.event", "deliver.appeal")),
-            timeout=400,
+            timeout=1800,
             what="parsing and delivery to settle",
             explain=lambda: job_summary(cluster_engine),
         )
@@ -105,7 +106,7 @@ def test_three_workers_and_two_webs_deliver_every_appeal_and_reply_once(
                 replied += 1
         wait_until(
             lambda: settled(cluster_engine, ("reply.send",)),
-            timeout=180,
+            timeout=900,
             what="replies to go",
             explain=lambda: job_summary(cluster_engine),
         )
