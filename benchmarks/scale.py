@@ -55,6 +55,7 @@ def main() -> None:
     parser.add_argument("--per-scenario", type=int, default=500)
     parser.add_argument("--rate", type=float, default=2.0, help="portal requests per second")
     parser.add_argument("--outage-minutes", type=float, default=10.0)
+    parser.add_argument("--calls", type=int, default=100, help="calls while the disk is full")
     parser.add_argument("--seed", type=int, default=20261123)
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, _interrupt)  # stopped early: still print what was measured
@@ -69,6 +70,7 @@ def main() -> None:
     migrations.upgrade(url)
     workdir = Path(tempfile.mkdtemp(prefix="clienthub-scale-"))
     cluster = Cluster(url, workdir, rate_per_second=args.rate)
+    cluster.base_env.update(cluster.app_env())  # the disk-full scenario's calls
     os.environ["CLIENTHUB_SECRET_KEY"] = cluster.key
     engine = make_engine(url)
     try:
@@ -117,6 +119,7 @@ def main() -> None:
             s.whole_stack_kill(args.per_scenario)
             s.postgres_restart(args.per_scenario)
             s.portal_outage(args.per_scenario // 2, seconds=args.outage_minutes * 60)
+            s.recordings_disk_full(args.calls, seconds=30)
             s.poison_payload()
         finally:
             print_table("faults injected", s.rows)

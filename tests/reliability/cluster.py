@@ -29,6 +29,8 @@ from tests.pg import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_RULES = ROOT / "routing_rules" / "sample"
+# The sandbox portal's built-in local application (hub/settings.py: sandbox_app_*).
+SANDBOX_APP_ID, SANDBOX_APP_SECRET = "local.clienthub.sandbox", "sandbox-app-secret"
 
 
 @dataclass
@@ -254,6 +256,34 @@ class Cluster:
         self.stop()
 
     # -- the sandbox portal --------------------------------------------------------------------
+    def app_env(self) -> dict[str, str]:
+        """Settings that make the processes use the sandbox's local application (telephony
+        registers calls with the app's tokens); harmless until ``install_app`` stores tokens."""
+        return {
+            "CLIENTHUB_B24_CLIENT_ID": SANDBOX_APP_ID,
+            "CLIENTHUB_B24_CLIENT_SECRET": SANDBOX_APP_SECRET,
+            "CLIENTHUB_B24_OAUTH_URL": f"{self.sandbox_url}/oauth/token/",
+            # The portal cannot download from https://hub.example: recordings go as uploads.
+            "CLIENTHUB_RECORDING_DELIVERY": "upload",
+        }
+
+    def install_app(self, engine: Any) -> None:
+        """ClientHub installed into the sandbox as its local application: the portal's install
+        payload, its tokens stored encrypted with the cluster's key (the caller's settings)."""
+        from hub.bitrix24.oauth import parse_install
+        from hub.db import session_scope
+        from hub.settings import get_settings
+        from hub.storage import b24_tokens
+
+        body = {"client_id": SANDBOX_APP_ID, "client_secret": SANDBOX_APP_SECRET}
+        payload = httpx.post(f"{self.sandbox_url}/_sandbox/apps", json=body, timeout=10).json()
+        with session_scope(engine) as s:
+            b24_tokens.save(s, parse_install(payload), get_settings())
+
+    def telephony(self) -> list[dict[str, Any]]:
+        """The calls the portal registered, with their attached records."""
+        return httpx.get(f"{self.sandbox_url}/_sandbox/telephony", timeout=10).json()["calls"]
+
     def faults(self, **faults: Any) -> dict[str, Any]:
         return httpx.post(f"{self.sandbox_url}/_sandbox/faults", json=faults, timeout=10).json()
 

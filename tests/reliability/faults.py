@@ -28,6 +28,11 @@ from tests.pg import TempCluster
 from tests.reliability.cluster import Cluster, wait_until
 from tests.reliability.traffic import VK_GROUP, VK_SECRET, VK_SOURCE, Event, audit, send_all
 
+# call.settle is left out: it is a fallback timer for a call that never ends, due hours later.
+CALL_KINDS = ("parse.event", "deliver.appeal", "recording.fetch", "telephony.call")
+CTI_SOURCE, CTI_TOKEN = "asterisk", "reliability-cti-token"
+CTI_LINE = "74955920552"  # store 1002's line in routing_rules/sample/stores.csv
+
 
 def busy_jobs(engine: Engine, kinds: tuple[str, ...] = ("parse.event", "deliver.appeal")) -> int:
     with session_scope(engine, read_only=True) as s:
@@ -95,9 +100,11 @@ class Scenarios:
         self.sent.extend(events)
         return injected[0] if injected else 0
 
-    def _converge(self, fault: str, injected: int) -> dict[str, Any]:
+    def _converge(
+        self, fault: str, injected: int, kinds: tuple[str, ...] = ("parse.event", "deliver.appeal")
+    ) -> dict[str, Any]:
         took = wait_until(
-            lambda: busy_jobs(self.engine) == 0,
+            lambda: busy_jobs(self.engine, kinds) == 0,
             timeout=self.converge_timeout,
             what=f"the run to converge after {fault}",
             explain=lambda: job_summary(self.engine),
@@ -194,6 +201,81 @@ class Scenarios:
             return 1
 
         return self._converge("Bitrix24 portal down", self._send(self._events(count), outage))
+
+    def recordings_disk_full(self, calls: int, seconds: float) -> dict[str, Any]:
+        """The recordings directory is full (a real tmpfs filled to ENOSPC) while hotline calls
+        come in and the PBX uploads their recordings: every call is delivered at once, every
+        upload is refused with 507 (not acknowledged, so the PBX keeps the file and sends it
+        again) until space is freed, then each recording is attached to its call once. Needs the
+        cluster started with ``app_env()`` (telephony registers calls with the app's tokens)."""
+        from hub.fakes.pbx import Recording, cti_post, cti_upload
+        from hub.storage import sources as sources_store
+        from tests.helpers import small_disk
+
+        self.cluster.install_app(self.engine)
+        with session_scope(self.engine) as s:
+            sources_store.upsert(
+                s, channel="cti", source=CTI_SOURCE, config={}, secrets={"token": CTI_TOKEN}
+            )
+        ids = [f"disk-{self.seed}-{n}" for n in range(calls)]
+        refused: list[int] = []
+
+        def one_call(n: int, call_id: str) -> None:
+            url = self._live_urls()[n % len(self._live_urls())]
+            caller = f"7916{self.seed % 1000:03d}{n:04d}"
+            base = {"from": caller, "to": CTI_LINE, "direction": "in", "callId": call_id}
+            events = [
+                {"event": "newCall", "user": ["Оператор"]},
+                {"event": "answer", "user": "Оператор", "answeringNumber": "105"},
+                {"event": "hangup", "cause": "normalClearing", "user": "Оператор"},
+            ]
+            for event in events:
+                r = cti_post(f"{url}/hooks/cti/{CTI_SOURCE}", {**base, **event}, token=CTI_TOKEN)
+                assert r.status_code == 200, r.text
+            rec = Recording(kind="wav", size=96_044)
+            while True:  # the PBX's dialplan script retries until the upload is acknowledged
+                r = cti_upload(
+                    f"{url}/telephony/cti/{CTI_SOURCE}/recording", call_id, rec, token=CTI_TOKEN
+                )
+                if r.status_code == 200:
+                    return
+                assert r.status_code == 507, r.text
+                refused.append(n)
+                time.sleep(0.5)
+
+        with small_disk(self.cluster.dir / "files", 2048) as filler:
+
+            def free_space() -> None:
+                # Space comes back ``seconds`` after every call's upload met the full disk.
+                deadline = time.monotonic() + 300
+                while len(set(refused)) < calls and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                time.sleep(seconds)
+                filler.unlink()
+
+            freer = threading.Thread(target=free_space)
+            freer.start()
+            workers = [threading.Thread(target=one_call, args=(n, c)) for n, c in enumerate(ids)]
+            for t in workers:
+                t.start()
+            for t in workers:
+                t.join()
+            freer.join()
+            for call_id in ids:
+                self.sent.append(Event(f"cti:{call_id}", "cti", CTI_SOURCE, b"", {}, call_id))
+            row = self._converge("recordings disk full", 1, CALL_KINDS)
+            wait_until(
+                lambda: sum(1 for c in self.cluster.telephony() if c.get("record")) >= calls,
+                timeout=self.converge_timeout,
+                what="every call's recording to be attached",
+                explain=lambda: job_summary(self.engine),
+            )
+        registered = self.cluster.telephony()
+        row["uploads_refused"] = len(refused)
+        row["calls_refused"] = len(set(refused))
+        row["calls_registered"] = len(registered)
+        row["records_attached"] = sum(int(c.get("records_attached") or 0) for c in registered)
+        return row
 
     def poison_payload(self) -> dict[str, Any]:
         """A VK event with a valid secret and a broken body: acknowledged and stored, its parse

@@ -24,6 +24,7 @@ from tests.reliability.traffic import configure_sources, print_table
 
 KILLS = int(os.environ.get("CLIENTHUB_FAULT_KILLS", "12"))
 PER_SCENARIO = int(os.environ.get("CLIENTHUB_FAULT_APPEALS", "150"))
+CALLS = 20  # hotline calls with recordings while the recordings disk is full
 
 
 @pytest.fixture
@@ -54,6 +55,7 @@ def scenarios(
         url, tmp_path / "cluster", rate_per_second=TEST_RATE,
         env={"CLIENTHUB_RETRY_HORIZON_HOURS": "0.05"},
     )  # fmt: skip
+    cluster.base_env.update(cluster.app_env())  # the disk-full scenario's calls
     monkeypatch.setenv("CLIENTHUB_SECRET_KEY", cluster.key)
     get_settings.cache_clear()
     reset_engines()
@@ -79,6 +81,7 @@ def test_every_fault_converges_with_nothing_lost_or_doubled(scenarios: Scenarios
         s.whole_stack_kill(PER_SCENARIO)
         s.postgres_restart(PER_SCENARIO)
         s.portal_outage(PER_SCENARIO // 2, seconds=6)
+        disk = s.recordings_disk_full(CALLS, seconds=4)
         poison = s.poison_payload()
     finally:
         print_table("faults injected", s.rows)
@@ -90,3 +93,5 @@ def test_every_fault_converges_with_nothing_lost_or_doubled(scenarios: Scenarios
     assert all(r["injected"] >= 1 for r in s.rows), "a fault was not injected"
     assert [r["dead_jobs"] for r in s.rows[:-1]] == [0] * (len(s.rows) - 1)
     assert poison["dead_jobs"] == 1 and poison["dead_letters"] == 1
+    assert disk["calls_refused"] == CALLS, "an upload never met the full disk"
+    assert (disk["calls_registered"], disk["records_attached"]) == (CALLS, CALLS), disk
