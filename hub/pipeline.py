@@ -7,6 +7,8 @@ replays cleanly from the stored raw event.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlmodel import Session
 
 from connectors import get_connector
@@ -22,6 +24,9 @@ from hub.storage import appeals as appeals_store
 from hub.storage import raw_events as raw_store
 from hub.storage import sources as sources_store
 from hub.storage.raw_events import PARSE_JOB
+
+if TYPE_CHECKING:
+    from hub.storage.routing_sample import SampleAppeal
 
 DELIVER_JOB = "deliver.appeal"
 
@@ -42,7 +47,8 @@ def to_view(raw: RawEvent, source_config: dict[str, object] | None = None) -> Ra
     )
 
 
-def appeal_input(appeal: Appeal) -> AppealInput:
+def appeal_input(appeal: Appeal | SampleAppeal) -> AppealInput:
+    """What routing reads of a stored appeal (or of the columns "test the draft" loads)."""
     return AppealInput(
         channel=appeal.channel,
         source=appeal.source,
@@ -54,7 +60,7 @@ def appeal_input(appeal: Appeal) -> AppealInput:
             email=appeal.author_email,
             platform_id=appeal.author_platform_id,
         ),
-        fields=dict(appeal.fields),
+        fields=dict(appeal.fields or {}),
         rating=appeal.rating,
         received_at=appeal.received_at,
     )

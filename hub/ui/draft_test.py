@@ -18,10 +18,11 @@ from typing import Any
 
 from sqlmodel import Session
 
+from hub.pipeline import appeal_input
 from hub.routing.assign import MemoryAssignmentState
 from hub.routing.engine import CompiledRuleSet
 from hub.routing.model import RuleSetModel
-from hub.routing.types import AppealInput, AuthorInput, Decision
+from hub.routing.types import AppealInput, Decision
 from hub.storage.assignment import DbAssignmentState
 from hub.storage.routing_sample import SampleAppeal
 from hub.timeutil import utcnow
@@ -64,24 +65,6 @@ def _table(before: Counter[str], after: Counter[str]) -> list[tuple[str, int, in
     return rows
 
 
-def routing_input(appeal: SampleAppeal) -> AppealInput:
-    return AppealInput(
-        channel=appeal.channel,
-        source=appeal.source,
-        kind=appeal.kind,
-        text=appeal.text,
-        author=AuthorInput(
-            name=appeal.author_name,
-            phone=appeal.author_phone,
-            email=appeal.author_email,
-            platform_id=appeal.author_platform_id,
-        ),
-        fields=dict(appeal.fields or {}),
-        rating=appeal.rating,
-        received_at=appeal.received_at,
-    )
-
-
 class Comparer:
     """Feed appeals oldest first (as they arrived: round-robin turns and loads depend on the
     order); :meth:`finish` gives the counts and the newest changed appeals, newest first."""
@@ -100,7 +83,7 @@ class Comparer:
         self.result = Comparison()
 
     def add(self, appeal: SampleAppeal) -> None:
-        item = routing_input(appeal)
+        item = appeal_input(appeal)
         moment = appeal.received_at or utcnow()
         before, after = (
             ruleset.decide(item, now=moment, state=state)
