@@ -24,13 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hub import migrations  # noqa: E402
 from hub.db import make_engine  # noqa: E402
 from tests.pg import TempCluster  # noqa: E402
 from tests.reliability.cluster import Cluster, wait_until  # noqa: E402
@@ -61,13 +57,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _interrupt)  # stopped early: still print what was measured
 
     pg = TempCluster(durable=True)
-    admin = pg.start()
-    engine = make_engine(admin)
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text("CREATE DATABASE scale"))
-    engine.dispose()
-    url = make_url(admin).set(database="scale").render_as_string(hide_password=False)
-    migrations.upgrade(url)
+    url = pg.migrated_database(pg.start(), "scale")
     workdir = Path(tempfile.mkdtemp(prefix="clienthub-scale-"))
     cluster = Cluster(url, workdir, rate_per_second=args.rate)
     cluster.base_env.update(cluster.app_env())  # the disk-full scenario's calls

@@ -21,13 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from sqlalchemy import func, select, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hub import migrations  # noqa: E402
 from hub.db import make_engine, session_scope  # noqa: E402
 from hub.fakes.serve import serve  # noqa: E402
 from hub.fakes.telegram import FakeTelegram  # noqa: E402
@@ -97,13 +96,7 @@ def main() -> None:
     args = parser.parse_args()
 
     pg = TempCluster(durable=True)
-    admin = pg.start()
-    eng = make_engine(admin)
-    with eng.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text("CREATE DATABASE soak"))
-    eng.dispose()
-    url = make_url(admin).set(database="soak").render_as_string(hide_password=False)
-    migrations.upgrade(url)
+    url = pg.migrated_database(pg.start(), "soak")
     cluster = Cluster(
         url, Path(tempfile.mkdtemp(prefix="clienthub-soak-")), rate_per_second=args.rate
     )

@@ -86,3 +86,21 @@ class TempCluster:
             self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+    def migrated_database(self, admin_url: str, name: str) -> str:
+        """A new database ``name`` on this cluster at the head revision; returns its URL."""
+        from sqlalchemy import text
+        from sqlalchemy.engine import make_url
+
+        from hub import migrations
+        from hub.db import make_engine
+
+        engine = make_engine(admin_url)
+        try:
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+        finally:
+            engine.dispose()
+        url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+        migrations.upgrade(url)
+        return url

@@ -36,6 +36,15 @@ def _load(request: Request) -> tuple[RuleSetVersion | None, RuleSetVersion | Non
         return drafts.working_draft(s), rulesets.get_published(s)
 
 
+def shown_version(request: Request) -> RuleSetVersion:
+    """The version the editor shows (the draft, else the one in force); 409 when neither."""
+    draft, published = _load(request)
+    version = draft or published
+    if version is None:
+        raise HTTPException(409, "справочник не загружен")
+    return version
+
+
 def _section(section: str) -> str:
     if section not in TABLES and section not in SECTIONS:
         raise HTTPException(404, f"нет раздела {section}")
@@ -132,10 +141,7 @@ def rule_row(
     value inputs become the ones that field needs)."""
     if part not in rule_form.PARTS or not re.fullmatch(r"[0-9a-z]{0,12}", token):
         raise HTTPException(404, "нет такой строки")
-    draft, published = _load(request)
-    version = draft or published
-    if version is None:
-        raise HTTPException(409, "справочник не загружен")
+    version = shown_version(request)
     params = _flat(request.query_params.multi_items())
     row = rule_form.row_from(params, part, token) if token else rule_form.Row(rule_form.new_token())
     if token and params.get(f"{part}-r{token}-was", "") != row.code:
@@ -164,10 +170,7 @@ def edit_form(
     viewer: SessionUser = Depends(require("rules.read")),
 ) -> Response:
     _section(section)
-    draft, published = _load(request)
-    version = draft or published
-    if version is None:
-        raise HTTPException(409, "справочник не загружен")
+    version = shown_version(request)
     text = version.files.get(_file_of(section), "")
     entity: dict[str, Any] | None = None
     if key and section in TABLES:

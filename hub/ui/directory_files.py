@@ -13,7 +13,7 @@ from hub.db import session_scope
 from hub.storage.users import SessionUser
 from hub.ui import dir_csv, drafts
 from hub.ui.dir_yaml import SECTIONS, YamlDoc
-from hub.ui.directory import TABLES, _entity_text, _load, _row_text
+from hub.ui.directory import TABLES, _entity_text, _row_text, shown_version
 from hub.ui.security import require
 from hub.ui.templating import render
 
@@ -21,19 +21,11 @@ router = APIRouter(prefix="/ui/rules/draft")
 MAX_UPLOAD = 20 * 1024 * 1024
 
 
-def _version_or_409(request: Request):  # type: ignore[no-untyped-def]
-    draft, published = _load(request)
-    version = draft or published
-    if version is None:
-        raise HTTPException(409, "справочник не загружен")
-    return version
-
-
 @router.get("/files")
 def file_view(
     request: Request, name: str = "", viewer: SessionUser = Depends(require("rules.read"))
 ) -> Response:
-    version = _version_or_409(request)
+    version = shown_version(request)
     if name and name not in version.files:
         raise HTTPException(404, f"нет файла {name}")
     problems = [p for p in drafts.problems_of(version.files) if p.file == name]
@@ -143,7 +135,7 @@ def export(
 ) -> Response:
     if table not in TABLES or fmt not in ("csv", "xlsx"):
         raise HTTPException(404, table)
-    version = _version_or_409(request)
+    version = shown_version(request)
     text = version.files.get(TABLES[table], "")
     name = f"{table}-v{version.id}.{fmt}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}

@@ -10,10 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 
-from hub import migrations
 from hub.db import make_engine, reset_engines
 from hub.settings import get_settings
 from tests.pg import TempCluster
@@ -31,13 +29,7 @@ CALLS = 20  # hotline calls with recordings while the recordings disk is full
 def own_pg() -> Iterator[tuple[TempCluster, str]]:
     """A PostgreSQL of this test's own: one scenario restarts it under load."""
     pg = TempCluster()
-    admin = pg.start()
-    engine = make_engine(admin)
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text("CREATE DATABASE faults"))
-    engine.dispose()
-    url = make_url(admin).set(database="faults").render_as_string(hide_password=False)
-    migrations.upgrade(url)
+    url = pg.migrated_database(pg.start(), "faults")
     try:
         yield pg, url
     finally:

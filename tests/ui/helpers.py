@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy.engine import Engine
@@ -82,3 +83,12 @@ def add_appeal(engine: Engine, **values: object) -> int:
         route_appeal(s, appeal)
         assert appeal.id is not None
         return appeal.id
+
+
+def log_in(page: Any, server: LiveServer, role: str) -> None:
+    """The browser ``page`` signed in as ``role`` (login = role), on the dashboard."""
+    page.goto(f"{server.url}/ui/login")
+    page.fill("input[name=login]", role)
+    page.fill("input[name=password]", password(role))
+    page.click("button[type=submit]")
+    page.wait_for_url("**/ui/dashboard")

@@ -5,7 +5,6 @@ Screenshots of the pages go to test-results/screenshots/ (kept by CI as artifact
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,27 +22,9 @@ from hub.routing.assign import MemoryAssignmentState
 from hub.routing.compile import compile_files
 from hub.rules_io import read_dir
 from tests.conftest import LiveServer
-from tests.ui.helpers import NOON, SAMPLE, add_appeal, password
+from tests.ui.helpers import NOON, SAMPLE, add_appeal, log_in
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="ru-RU")
-    tab = context.new_page()
-    tab.set_default_timeout(60_000)  # a loaded 2-core CI machine is slow
-    tab.on("dialog", lambda dialog: dialog.accept())  # the confirm() before publishing etc.
-    yield tab
-    context.close()
-
-
-def log_in(page: Any, server: LiveServer, role: str) -> None:
-    page.goto(f"{server.url}/ui/login")
-    page.fill("input[name=login]", role)
-    page.fill("input[name=password]", password(role))
-    page.click("button[type=submit]")
-    page.wait_for_url("**/ui/dashboard")
 
 
 def first_assignee(engine: Engine, appeal_id: int) -> str:

@@ -41,15 +41,6 @@ def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         yield hub
 
 
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="ru-RU")
-    tab = context.new_page()
-    tab.set_default_timeout(60_000)
-    yield tab
-    context.close()
-
-
 @contextmanager
 def platforms_again(fresh: Demo, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The demo's platforms (its fakes are gone with it) running again, as a second `clienthub

@@ -4,34 +4,16 @@ same text differently by the draft than by the version in force."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import LiveServer
-from tests.ui.helpers import password
+from tests.ui.helpers import log_in
 
 pytestmark = pytest.mark.browser
 TEXT = "Хочу устроиться кассиром в Казани"
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="ru-RU")
-    tab = context.new_page()
-    tab.set_default_timeout(60_000)  # a loaded 2-core CI machine is slow
-    yield tab
-    context.close()
-
-
-def log_in(page: Any, server: LiveServer, role: str) -> None:
-    page.goto(f"{server.url}/ui/login")
-    page.fill("input[name=login]", role)
-    page.fill("input[name=password]", password(role))
-    page.click("button[type=submit]")
-    page.wait_for_url("**/ui/dashboard")
 
 
 def department_for(page: Any, server: LiveServer, which: str) -> str:
