@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -13,6 +15,14 @@ from sqlmodel import Session
 
 from hub.db import session_scope
 from hub.models import Job
+from hub.settings import get_settings
+
+
+def crash_at(point: str) -> None:
+    """Fault injection for crash tests: SIGKILL this process at ``point`` ("KIND:where") when
+    the setting ``fault_kill_at`` names it; a no-op otherwise."""
+    if point and get_settings().fault_kill_at == point:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class PermanentJobError(Exception):

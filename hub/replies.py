@@ -2,7 +2,8 @@
 
 An operator message is stored first (``replies``, unique on Bitrix24's chat and message ids),
 with one ``reply.send`` job. The job records its *intent* (state ``sending``) in its own commit
-before calling the connector's ``send_reply``, and the outcome in the job's final transaction.
+before calling the connector's ``send_reply``; a confirmed send is recorded in a commit of its
+own right after the call (retried on database errors), a failure in the job's final transaction.
 A run that finds ``sending`` knows an earlier attempt may have reached the customer:
 - channels with an idempotency key (VK ``random_id``/``guid`` from the reply id; 2GIS looks
   for an identical answer first) are simply sent again — the platform drops the repeat;
@@ -21,11 +22,13 @@ from __future__ import annotations
 import html
 import logging
 import re
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from connectors import get_connector
@@ -33,7 +36,7 @@ from connectors.base import OutgoingReply, SourceConfig
 from connectors.platform_http import PermanentError, TransientError
 from hub import files, queue
 from hub.db import session_scope
-from hub.jobs import JobContext, JobHandler
+from hub.jobs import JobContext, JobHandler, crash_at
 from hub.models import Appeal, ChannelSource, Reply, ReplyOrigin, ReplyState
 from hub.settings import Settings, get_settings
 from hub.storage import replies as store
@@ -373,14 +376,35 @@ def run_send(ctx: JobContext) -> None:
             return
         _retry_later(ctx, reply, error, certain=False)
         return
-    now = utcnow()
-    s = ctx.session
-    store.set_state(
-        s, reply.id, ReplyState.sent, platform_message_id=sent.platform_message_id, sent_at=now
-    )
-    store.mark_answered(s, appeal=appeal, at=now)
-    enqueue_report(s, reply.id, "delivered")
+    crash_at(f"{SEND_KIND}:after_send")
+    _record_sent(ctx, reply.id, appeal, sent.platform_message_id)
     ctx.log.info("reply sent", extra={"reply_id": reply.id, "channel": reply.channel})
+
+
+# Pauses between attempts to record a delivery (about 16 s in all: a deadlock, a failover).
+_RECORD_PAUSES = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0)
+
+
+def _record_sent(ctx: JobContext, reply_id: int, appeal: Appeal, message_id: str | None) -> None:
+    """A delivery the platform confirmed is committed at once, in its own transaction, and
+    retried on a database error: if it waited for the job's final transaction, a deadlock, a
+    lost lease or a crash there would leave the reply ``sending``, and the next run would call a
+    known delivery ``uncertain``. Only a database down for longer still leads there."""
+    for pause in (*_RECORD_PAUSES, None):
+        try:
+            with session_scope(ctx.engine) as s:
+                now = utcnow()
+                store.set_state(
+                    s, reply_id, ReplyState.sent, platform_message_id=message_id, sent_at=now
+                )
+                store.mark_answered(s, appeal=appeal, at=now)
+                enqueue_report(s, reply_id, "delivered")
+            return
+        except OperationalError as exc:
+            if pause is None:
+                raise
+            ctx.log.warning("recording a sent reply failed, again in %.1f s: %s", pause, exc)
+            time.sleep(pause)
 
 
 def _retry_later(ctx: JobContext, reply: Reply, error: str, *, certain: bool) -> None:

@@ -44,7 +44,8 @@ class Settings(BaseSettings):
     retry_max_delay_seconds: float = 1800.0
     retry_horizon_hours: float = 24.0  # then the job is dead (visible, retryable)
     # Fault injection for crash tests only: "KIND:after_handler" makes the worker SIGKILL itself
-    # after the job's effect and before its commit.
+    # after the job's effect and before its commit. Some kinds have points of their own:
+    # "reply.send:after_send", "deliver.appeal:after_batch", "telephony.call:<step>".
     fault_kill_at: str = ""
 
     # Scheduler.

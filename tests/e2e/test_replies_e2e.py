@@ -18,6 +18,8 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
 
 from connectors.twogis import poller as twogis_poller
 from connectors.twogis.client import TwoGisClient
@@ -161,7 +163,7 @@ class TestVk:
         _vk_customer_writes(hub, vk, "Можно ли вернуть товар без чека?")
         [appeal] = hub.appeals()
         hub.operator_says(appeal.b24_chat_id, "Да, с паспортом")
-        proc = _worker_killed_at(hub, "reply.send:after_handler")
+        proc = _worker_killed_at(hub, "reply.send:after_send")
         assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
         assert len(vk.messages) == 1  # the platform got it; ClientHub never committed that
         [reply] = hub.replies()
@@ -237,7 +239,7 @@ class TestTelegram:
         _tg_customer_writes(hub, telegram)
         [appeal] = hub.appeals()
         hub.operator_says(appeal.b24_chat_id, "Проверим и перезвоним")
-        proc = _worker_killed_at(hub, "reply.send:after_handler")
+        proc = _worker_killed_at(hub, "reply.send:after_send")
         assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
         time.sleep(1.2)
         hub.drain()
@@ -254,6 +256,62 @@ class TestTelegram:
         assert len(telegram.sent) == 2
         [reply] = hub.replies()
         assert reply.state == "sent"
+
+    @SQLITE_ONLY
+    def test_a_delivery_once_recorded_survives_the_loss_of_the_jobs_transaction(
+        self, hub, telegram
+    ) -> None:
+        """Killed after the handler, before the job's own commit: Telegram confirmed the
+        message and ClientHub had recorded it, so the rerun neither sends again nor doubts."""
+        _tg_customer_writes(hub, telegram)
+        [appeal] = hub.appeals()
+        hub.operator_says(appeal.b24_chat_id, "Проверим и перезвоним")
+        proc = _worker_killed_at(hub, "reply.send:after_handler")
+        assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+        [reply] = hub.replies()
+        assert reply.state == "sent" and reply.platform_message_id
+        [job] = hub.jobs("reply.send")
+        assert job.state == JobState.running  # the job's own commit never happened
+        time.sleep(1.2)
+        hub.drain()
+        assert len(telegram.sent) == 1
+        [reply] = hub.replies()
+        assert reply.state == "sent" and reply.last_error is None
+        assert not [m for m in hub.chat_of(appeal)["messages"] if m["system"]]
+        [job] = hub.jobs("reply.send")
+        assert job.state == JobState.done
+
+    def test_a_database_error_while_recording_the_delivery_is_retried_not_doubted(
+        self, hub, telegram
+    ) -> None:
+        """A deadlock on the appeal row while the sent reply is recorded: the record is tried
+        again in place; the reply neither goes twice nor becomes ``uncertain``."""
+        _tg_customer_writes(hub, telegram)
+        [appeal] = hub.appeals()
+        hub.operator_says(appeal.b24_chat_id, "Проверим и перезвоним")
+        failed: list[str] = []
+
+        def deadlock_once(conn, cursor, statement, params, context, executemany) -> None:
+            if (
+                not failed
+                and statement.startswith("UPDATE appeals")
+                and "first_reply_at" in statement
+            ):
+                failed.append(statement)
+                raise OperationalError(statement, params, Exception("deadlock detected"))
+
+        event.listen(hub.engine, "before_cursor_execute", deadlock_once)
+        try:
+            hub.drain()
+        finally:
+            event.remove(hub.engine, "before_cursor_execute", deadlock_once)
+        assert failed, "the fault was never injected"
+        assert len(telegram.sent) == 1
+        [reply] = hub.replies()
+        assert reply.state == "sent" and reply.last_error is None
+        [appeal] = hub.appeals()
+        assert appeal.first_reply_at is not None
+        assert [j.state for j in hub.jobs("reply.send")] == [JobState.done]
 
 
 class TestOk:

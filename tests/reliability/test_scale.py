@@ -112,6 +112,11 @@ def test_three_workers_and_two_webs_deliver_every_appeal_and_reply_once(
         )
         with session_scope(cluster_engine, read_only=True) as s:
             states = dict(s.execute(select(Reply.state, func.count()).group_by(Reply.state)).all())
+            odd = s.execute(
+                select(Reply.id, Reply.channel, Reply.state, Reply.attempts, Reply.last_error)
+                .where(Reply.state != "sent")
+                .limit(5)
+            ).all()
     delivered_replies = len(vk.messages) + len(tg.sent)
     table = {
         **result.row(),
@@ -127,5 +132,5 @@ def test_three_workers_and_two_webs_deliver_every_appeal_and_reply_once(
     assert result.deals_out == result.threads
     assert result.comments_out == APPEALS
     assert result.dead_jobs == 0, "a job died"
-    assert states == {"sent": replied}
+    assert states == {"sent": replied}, f"replies not sent: {odd}; {job_summary(cluster_engine)}"
     assert delivered_replies == replied
