@@ -6,7 +6,10 @@ Two sweeps run on the scheduler leader (``sweep_all``, registered in ``hub/polle
 - ``absence_sweep`` queues a ``reassign.absent`` job for every unanswered appeal whose
   responsible is absent today by the published directory (``absent:{appeal}:{who}:{from}``).
 A job reads first, makes its Bitrix24 calls, then writes the appeal and its trace in the job's
-transaction. An appeal answered before its job runs is left alone, with a line in the trace.
+transaction. Up to ``BATCH_JOBS`` due steps run together and their calls share ``batch``
+requests; round-robin turns and loads taken by one of them are seen by the next
+(``TurnMemory``), and a second step of an appeal another one hands over waits for that commit.
+An appeal answered before its job runs is left alone, with a line in the trace.
 "Now" comes from a clock the handlers and sweeps are given, so tests drive a simulated week.
 """
 
@@ -15,17 +18,20 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
 from hub import queue
+from hub.bitrix24.batch import MAX_COMMANDS, Batch, BatchResult
 from hub.bitrix24.client import Bitrix24Client, WebhookAuth
 from hub.bitrix24.errors import AuthError, Bitrix24Error
 from hub.db import session_scope
 from hub.escalation_steps import (
     Effect,
+    TurnMemory,
     about,
     appeal_link,
     head_of,
@@ -48,6 +54,7 @@ from hub.timeutil import as_utc, utcnow
 ESCALATE_JOB = "escalate.appeal"
 ABSENCE_JOB = "reassign.absent"
 SWEEP_SECONDS = 30.0
+BATCH_JOBS = 20  # steps decided and sent together (their calls share ``batch`` requests)
 CLIENT_ID = "clienthub"  # namespaces notification tags sent through an inbound webhook
 
 log = logging.getLogger("clienthub.escalation")
@@ -143,39 +150,84 @@ def make_handlers(
 ) -> list[JobHandler]:
     def run(ctx: JobContext) -> None:
         url = public_url if public_url is not None else get_settings().effective_public_url()
+        now, memory = clock(), TurnMemory()
+        planned: list[Planned] = []
+        handed: dict[int, dict[str, Any]] = {}  # appeal -> what a step earlier in the batch sets
         for job in ctx.jobs:
-            _run_one(ctx, job, client_for, clock(), url)
+            plan = _plan(ctx, job, now, url, memory, handed)
+            if plan is not None:
+                planned.append(plan)
+        outcomes = _call_all(ctx, client_for, planned)
+        unwritten: set[int] = set()  # appeals whose handover was not written after all
+        for plan in planned:
+            appeal_id = plan.appeal.id or 0
+            if plan.after_handover and appeal_id in unwritten:
+                ctx.fail(plan.job, "предыдущий шаг этого обращения не записан", retry=True)
+            elif plan.job.id in outcomes:
+                _apply(ctx, plan, outcomes[plan.job.id], now)
+                continue
+            if plan.effect.updates:
+                unwritten.add(appeal_id)
 
     return [
-        JobHandler(ESCALATE_JOB, run, priority=BACKGROUND),
-        JobHandler(ABSENCE_JOB, run, priority=BACKGROUND),
+        JobHandler(ESCALATE_JOB, run, batch_size=BATCH_JOBS, priority=BACKGROUND),
+        JobHandler(ABSENCE_JOB, run, batch_size=BATCH_JOBS, priority=BACKGROUND),
     ]
 
 
-def _run_one(ctx: JobContext, job: Any, client_for: ClientFor, now: datetime, url: str) -> None:
+@dataclass
+class Planned:
+    job: Any
+    step: str
+    effect: Effect
+    appeal: Appeal  # as the step saw it (after an earlier step's handover in the batch)
+    after_handover: bool = False
+
+
+def _plan(
+    ctx: JobContext,
+    job: Any,
+    now: datetime,
+    url: str,
+    memory: TurnMemory,
+    handed: dict[int, dict[str, Any]],
+) -> Planned | None:
+    """Decide one step from what is committed, as the steps before it in this batch leave it:
+    their round-robin turns (``memory``) and their handovers (``handed``), as if each had
+    committed before the next began."""
     payload = job.payload
     appeal_id = int(payload["appeal_id"])
     with ctx.read() as s:
         appeal = s.get(Appeal, appeal_id)
         if appeal is None:
             ctx.fail(job, f"appeal {appeal_id} not found", retry=False)
-            return
+            return None
+        after_handover = appeal_id in handed
+        if after_handover:
+            s.expunge(appeal)  # a private copy: the earlier step's handover applied to it
+            for name, value in handed[appeal_id].items():
+                setattr(appeal, name, value)
         version = rulesets.published_id(s) or appeal.rules_version
         ruleset = routing.compiled(s, version) if version else None
         if job.kind == ESCALATE_JOB:
-            step, effect = _escalation(ruleset, appeal, payload, s, now, url)
+            step, effect = _escalation(ruleset, appeal, payload, s, now, url, memory)
         else:
-            step, effect = _absence(ruleset, appeal, payload, s, now, url)
+            step, effect = _absence(ruleset, appeal, payload, s, now, url, memory)
     if effect is None:
-        return
+        return None
     if effect.wait:
         ctx.fail(job, effect.wait, retry=True)
-        return
-    outcomes = _call(ctx, job, client_for, effect)
-    if outcomes is None:
-        return
+        return None
+    if effect.updates:
+        handed[appeal_id] = {**handed.get(appeal_id, {}), **effect.updates}
+    return Planned(job, step, effect, appeal, after_handover)
+
+
+def _apply(ctx: JobContext, plan: Planned, outcomes: list[str], now: datetime) -> None:
+    """Write the step on the appeal and its trace, in the job's transaction."""
+    effect, appeal = plan.effect, plan.appeal
     session = ctx.session
-    row = session.get(Appeal, appeal_id)
+    row = session.get(Appeal, appeal.id)
     assert row is not None
     if effect.updates and row.assignee_id != appeal.assignee_id:
         effect.message += " Ответственного уже сменили — изменение не записано."
@@ -187,34 +239,92 @@ def _run_one(ctx: JobContext, job: Any, client_for: ClientFor, now: datetime, ur
         cursor.last_employee_id, cursor.updated_at = employee, now
         session.add(cursor)
     message = effect.message + (f" Битрикс24: {'; '.join(outcomes)}." if outcomes else "")
-    store.append_trace(row, step, message, rule=payload.get("label"), data=effect.data)
+    store.append_trace(
+        row, plan.step, message, rule=plan.job.payload.get("label"), data=effect.data
+    )
     session.add(row)
 
 
-def _call(ctx: JobContext, job: Any, client_for: ClientFor, effect: Effect) -> list[str] | None:
-    """Make the effect's calls; None when the job must be retried or dead-lettered."""
-    if not effect.calls:
-        return []
+def _call_all(
+    ctx: JobContext, client_for: ClientFor, planned: list[Planned]
+) -> dict[int, list[str]]:
+    """Every step's calls in as few ``batch`` requests as fit: a wave of escalations at the
+    start of a working day costs the portal's rate limit a request per ~20 steps, not one per
+    notification. The outcome of each step's calls, by job id; a job left out was failed."""
+    out: dict[int, list[str]] = {p.job.id: [] for p in planned if not p.effect.calls}
+    calling = [p for p in planned if p.effect.calls]
+    if not calling:
+        return out
     client = client_for(ctx.engine)
     if client is None:
-        return ["не подключён, в портал ничего не отправлено"]
+        out.update({p.job.id: ["не подключён, в портал ничего не отправлено"] for p in calling})
+        return out
+    for chunk in _chunks(calling):
+        out.update(_call_chunk(ctx, client, chunk))
+    return out
+
+
+def _chunks(planned: list[Planned]) -> list[list[Planned]]:
+    """Whole steps per batch request, at most ``MAX_COMMANDS`` calls each."""
+    chunks: list[list[Planned]] = [[]]
+    size = 0
+    for plan in planned:
+        n = len(plan.effect.calls)
+        if chunks[-1] and size + n > MAX_COMMANDS:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(plan)
+        size += n
+    return chunks
+
+
+def _call_chunk(
+    ctx: JobContext, client: Bitrix24Client, chunk: list[Planned]
+) -> dict[int, list[str]]:
+    batch = Batch()
+    for plan in chunk:
+        for i, call in enumerate(plan.effect.calls):
+            params = dict(call.params)
+            if call.method == "im.notify.system.add" and isinstance(client.auth, WebhookAuth):
+                params["CLIENT_ID"] = CLIENT_ID  # docs: tags through a webhook need CLIENT_ID
+            batch.add(f"s{plan.job.id}_{i}", call.method, params)
+    try:  # every call is safe to repeat (module docstring of hub/escalation_steps.py)
+        result = client.batch(batch, safe=True)
+    except AuthError as exc:  # a human must fix the portal access: dead, retryable
+        for plan in chunk:
+            ctx.fail(plan.job, str(exc), retry=False)
+        return {}
+    except Bitrix24Error as exc:
+        if exc.transient:
+            for plan in chunk:
+                ctx.fail(plan.job, str(exc), retry=True)
+            return {}
+        failed = f"ошибка: {exc.code or exc.description}"
+        return {p.job.id: [f"{c.what} — {failed}" for c in p.effect.calls] for p in chunk}
+    out: dict[int, list[str]] = {}
+    for plan in chunk:
+        done = _outcomes(ctx, plan, result)
+        if done is not None:
+            out[plan.job.id] = done
+    return out
+
+
+def _outcomes(ctx: JobContext, plan: Planned, result: BatchResult) -> list[str] | None:
+    """One step's calls as the trace tells them; None when the job must be retried or
+    dead-lettered."""
     done: list[str] = []
-    for call in effect.calls:
-        params = dict(call.params)
-        if call.method == "im.notify.system.add" and isinstance(client.auth, WebhookAuth):
-            params["CLIENT_ID"] = CLIENT_ID  # docs: tags through a webhook need CLIENT_ID
-        try:
-            result = client.call(call.method, params, safe=True).result
-        except AuthError as exc:  # a human must fix the portal access: dead, retryable
-            ctx.fail(job, str(exc), retry=False)
+    for i, call in enumerate(plan.effect.calls):
+        key = f"s{plan.job.id}_{i}"
+        error = result.errors.get(key)
+        if isinstance(error, AuthError):
+            ctx.fail(plan.job, str(error), retry=False)
             return None
-        except Bitrix24Error as exc:
-            if exc.transient:
-                ctx.fail(job, str(exc), retry=True)
-                return None
-            done.append(f"{call.what} — ошибка: {exc.code or exc.description}")
-            continue
-        if call.method == "im.notify.system.add" and not result:
+        if error is not None and error.transient:
+            ctx.fail(plan.job, str(error), retry=True)
+            return None
+        if error is not None:
+            done.append(f"{call.what} — ошибка: {error.code or error.description}")
+        elif call.method == "im.notify.system.add" and not result.get(key):
             done.append(f"{call.what} — портал не создал уведомление")
         else:
             done.append(f"{call.what} — готово")
@@ -228,6 +338,7 @@ def _escalation(
     session: Any,
     now: datetime,
     url: str,
+    memory: TurnMemory | None = None,
 ) -> tuple[str, Effect | None]:
     action = str(payload.get("do", ""))
     label = str(payload.get("label") or ACTIONS.get(action, action))
@@ -259,7 +370,7 @@ def _escalation(
     elif action == "reassign":
         effect = reassign(
             ruleset, appeal, session, now, why=f"{why}: {who} не ответил(а) в срок", tag=tag,
-            public_url=url,
+            public_url=url, memory=memory,
         )  # fmt: skip
     elif action == "overdue_stage":
         effect = overdue_stage(ruleset, appeal, f"{why}: перевод в стадию просроченных")
@@ -281,6 +392,7 @@ def _absence(
     session: Any,
     now: datetime,
     url: str,
+    memory: TurnMemory | None = None,
 ) -> tuple[str, Effect | None]:
     who = str(payload.get("employee_id"))
     if ruleset is None or appeal.assignee_id != who or not is_open(appeal):
@@ -292,7 +404,9 @@ def _absence(
     span = f"{spans[0][0]:%d.%m}–{spans[0][1]:%d.%m}" if spans else ""
     tag = f"clienthub|absent|{appeal.id}|{who}"
     why = f"Ответственный {name} отсутствует{f' ({span})' if span else ''}"
-    effect = reassign(ruleset, appeal, session, now, why=why, tag=tag, public_url=url)
+    effect = reassign(
+        ruleset, appeal, session, now, why=why, tag=tag, public_url=url, memory=memory
+    )
     effect.data = {**effect.data, "absent": who}
     return "absence", effect
 

@@ -9,6 +9,8 @@ Every call is safe to repeat: ``crm.item.update`` sets a value, and a notificati
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -42,16 +44,38 @@ class Effect:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class TurnMemory:
+    """Turns and loads taken by earlier steps of the same job batch, not yet committed."""
+
+    moves: dict[str, str] = field(default_factory=dict)  # pool -> last employee given a turn
+    load: Counter[str] = field(default_factory=Counter)  # employee -> open appeals gained
+
+
 class RecordingState(DbAssignmentState):
     """Reads like the routing state but keeps round-robin moves for the write transaction,
-    so choosing a replacement never takes the SQLite write lock before the HTTP calls."""
+    so choosing a replacement never takes the SQLite write lock before the HTTP calls. A shared
+    ``TurnMemory`` lets the steps of one batch continue each other's turns."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, memory: TurnMemory | None = None) -> None:
         super().__init__(session, record=False)
         self.moves: dict[str, str] = {}
+        self.memory = memory if memory is not None else TurnMemory()
+
+    def last_assigned(self, pool_key: str) -> str | None:
+        if pool_key in self.memory.moves:
+            return self.memory.moves[pool_key]
+        return super().last_assigned(pool_key)
 
     def advance(self, pool_key: str, employee_id: str) -> None:
-        self.moves[pool_key] = employee_id
+        self.moves[pool_key] = self.memory.moves[pool_key] = employee_id
+
+    def open_counts(self, employee_ids: Collection[str]) -> Mapping[str, int]:
+        counts = dict(super().open_counts(employee_ids))
+        return {k: n + self.memory.load.get(k, 0) for k, n in counts.items()}
+
+    def assigned(self, employee_id: str) -> None:
+        self.memory.load[employee_id] += 1
 
 
 def is_open(appeal: Appeal) -> bool:
@@ -113,10 +137,14 @@ def pools_of(ruleset: CompiledRuleSet, appeal: Appeal) -> list[Pool]:
 
 
 def replacement(
-    ruleset: CompiledRuleSet, appeal: Appeal, session: Session, now: datetime
+    ruleset: CompiledRuleSet,
+    appeal: Appeal,
+    session: Session,
+    now: datetime,
+    memory: TurnMemory | None = None,
 ) -> tuple[AssignOutcome, dict[str, str]]:
     """The next one by the pool's strategy, never the current responsible."""
-    state = RecordingState(session)
+    state = RecordingState(session, memory)
     outcome = ruleset.assigner.assign(
         pools_of(ruleset, appeal),
         region=appeal.region,
@@ -137,13 +165,16 @@ def reassign(
     why: str,
     tag: str,
     public_url: str,
+    memory: TurnMemory | None = None,
 ) -> Effect:
     """Hand the appeal to the next one of its pool: in ClientHub, on the deal, with a note."""
-    outcome, moves = replacement(ruleset, appeal, session, now)
+    outcome, moves = replacement(ruleset, appeal, session, now, memory)
     emp = outcome.employee
     before = appeal.assignee_name or appeal.assignee_id or "никто"
     if emp is None or emp.id == appeal.assignee_id:
         return Effect(f"{why}: передать некому — {outcome.message}", data={"outcome": "none"})
+    if memory is not None and appeal.assignee_id:
+        memory.load[appeal.assignee_id] -= 1  # the one it leaves has one appeal fewer
     effect = Effect(
         f"{why}: передано от {before} к {emp.name} ({emp.id}). {outcome.message}",
         updates={

@@ -242,10 +242,12 @@ class Bitrix24Client:
         )
 
     # -- batch ---------------------------------------------------------------------------------
-    def batch(self, batch: Batch, *, halt: bool = False) -> BatchResult:
-        """One HTTP request. Retried here only when every command reads."""
+    def batch(self, batch: Batch, *, halt: bool = False, safe: bool | None = None) -> BatchResult:
+        """One HTTP request. Retried here only when every command reads, or the caller says
+        (``safe``) that every command is safe to repeat."""
         methods = batch.methods()
-        safe = all(is_read(m) for m in methods.values())
+        if safe is None:
+            safe = all(is_read(m) for m in methods.values())
         resp = self.call("batch", {"halt": 1 if halt else 0, "cmd": batch.cmd()}, safe=safe)
         return BatchResult.parse(resp.result, methods)
 

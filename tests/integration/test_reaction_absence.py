@@ -106,3 +106,22 @@ def test_an_absence_that_ended_changes_nothing(engine: Engine) -> None:
     assert escalation.absence_sweep(engine, now=NOW) == 0
     # In op1's own zone the absence ended yesterday; the day before, it would have counted.
     assert escalation.absence_sweep(engine, now=NOW - timedelta(days=1)) == 1
+
+
+def test_a_batch_of_handovers_continues_the_round_robin(engine: Engine) -> None:
+    """op1's four appeals are handed over in one job batch: the turns alternate between op2
+    and op3 as if each handover had been committed before the next was decided."""
+    routing.invalidate_cache()
+    publish(engine, files(sla_yaml=SLA))
+    ids = [route_at(engine, "Ищу работу, есть вакансия?", NOW, deliver=False) for _ in range(12)]
+    theirs = [i for i in ids if get(engine, i).assignee_id == "op1"]
+    assert len(theirs) == 4
+    publish(engine, files(sla_yaml=SLA, employees_csv=employees({"op1": "2025-11-12"})))
+    assert escalation.absence_sweep(engine, now=NOW) == 4
+    worker(engine, SimClock(NOW), None).run_until_idle()
+    assert [j.state for j in jobs(engine, escalation.ABSENCE_JOB)] == ["done"] * 4
+    # The last turn went to op3 (the 12th appeal), so op1's appeals alternate from op2 on.
+    assert [get(engine, i).assignee_id for i in theirs] == ["op2", "op3", "op2", "op3"]
+    # The cursor the batch left continues for the next appeal routed.
+    later = route_at(engine, "Ищу работу, есть вакансия?", NOW, deliver=False)
+    assert get(engine, later).assignee_id == "op2"  # op1 is away; op3 had the last turn

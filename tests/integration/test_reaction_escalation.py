@@ -171,3 +171,52 @@ def test_without_a_portal_the_steps_are_recorded(hub: Engine) -> None:
     assert "не подключён" in first["message"]
     assert "обращения нет в Битрикс24" in second["message"]
     assert get(hub, appeal_id).escalation_step == 2
+
+
+def test_a_wave_of_steps_shares_batch_requests(
+    hub: Engine, portal: tuple[Portal, Bitrix24Client]
+) -> None:
+    """30 appeals overdue at once: 60 steps (a reminder and a stage each) cost the portal three
+    ``batch`` requests, not 60 calls, and each step still lands once with its own outcome."""
+    sandbox, client = portal
+    clock = SimClock(NOW)
+    ids = [route_at(hub, TEXT, NOW) for _ in range(30)]
+    work = worker(hub, clock, client)
+    work.run_until_idle()
+    before = max((c["id"] for c in sandbox.store.calls()), default=0)
+    clock.now = NOW + timedelta(minutes=30)
+    assert escalation.sweep(hub, now=clock.now) == 60
+    work.run_until_idle()
+    top = sandbox.store.calls(since=before, top=True)
+    assert [c["method"] for c in top] == ["batch"] * 3
+    assert {j.state for j in jobs(hub, escalation.ESCALATE_JOB)} == {"done"}
+    tags = sorted(n["TAG"] for n in notifications(sandbox.store))
+    assert tags == sorted(f"clienthub|escalate|{i}|0" for i in ids)
+    deals = {d["id"]: d for d in sandbox.store.items(2)}
+    for appeal_id in ids:
+        appeal = get(hub, appeal_id)
+        assert deals[appeal.crm_entity_id]["stageId"] == "UC_OVERDUE"
+        reminder, stage = trace_of(hub, appeal_id, "escalation")
+        assert "— готово" in reminder["message"] and "UC_OVERDUE — готово" in stage["message"]
+
+
+def test_a_refused_call_in_a_batch_fails_only_its_own_step(
+    hub: Engine, portal: tuple[Portal, Bitrix24Client]
+) -> None:
+    """The portal refuses one stage change inside the batch: that step records the error, the
+    others of the batch are done."""
+    sandbox, client = portal
+    clock = SimClock(NOW)
+    ids = [route_at(hub, TEXT, NOW) for _ in range(3)]
+    work = worker(hub, clock, client)
+    work.run_until_idle()
+    rule = {"method": "crm.item.update", "error": "ACCESS_DENIED", "count": 1}
+    sandbox.faults.update({"fail_commands": [rule]})
+    clock.now = NOW + timedelta(minutes=30)
+    assert escalation.sweep(hub, now=clock.now) == 6
+    work.run_until_idle()
+    assert {j.state for j in jobs(hub, escalation.ESCALATE_JOB)} == {"done"}
+    stages = [trace_of(hub, i, "escalation")[1]["message"] for i in ids]
+    assert sum("ошибка: ACCESS_DENIED" in m for m in stages) == 1
+    assert sum("UC_OVERDUE — готово" in m for m in stages) == 2
+    assert len(notifications(sandbox.store)) == 3
