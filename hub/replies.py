@@ -41,7 +41,7 @@ from hub.models import Appeal, ChannelSource, Reply, ReplyOrigin, ReplyState
 from hub.settings import Settings, get_settings
 from hub.storage import replies as store
 from hub.storage.sources import to_config
-from hub.timeutil import utcnow
+from hub.timeutil import as_utc, utcnow
 
 log = logging.getLogger("clienthub.replies")
 
@@ -241,7 +241,8 @@ def _finish(ctx: JobContext, reply: Reply, state: ReplyState, error: str) -> Non
     """A refusal or doubt staff must see: on the reply, on the appeal, in Bitrix24."""
     assert reply.id is not None
     s = ctx.session
-    store.set_state(s, reply.id, state, error=error)
+    if not store.set_state(s, reply.id, state, error=error, unless=ReplyState.sent):
+        return  # another attempt recorded the delivery meanwhile: nothing to doubt
     if reply.appeal_id:
         store.set_reply_error(s, appeal_id=reply.appeal_id, error=error)
     enqueue_report(s, reply.id, state.value, error)
@@ -328,6 +329,11 @@ def run_send(ctx: JobContext) -> None:
         return
     idempotent = getattr(connector, "reply_idempotent", reply.channel in IDEMPOTENT_CHANNELS)
     if reply.state == ReplyState.sending and not idempotent:
+        started = as_utc(reply.sending_at) if reply.sending_at else None
+        if started and (utcnow() - started).total_seconds() < settings.reply_send_grace_seconds:
+            # The worker that began it lost its lease but may still be waiting for the answer.
+            ctx.fail(job, "an earlier attempt may still be in flight: waiting", retry=True)
+            return
         why = "an earlier attempt was interrupted after the send began"
         _finish(ctx, reply, ReplyState.uncertain, maybe_delivered(reply.channel, why))
         return

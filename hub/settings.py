@@ -129,6 +129,10 @@ class Settings(BaseSettings):
     # the link goes into the deal's source description only.
     b24_deal_chat_field: str = ""
     reply_attachment_max_bytes: int = 20_000_000
+    # A reply found mid-send more recently than this may still be in flight in a worker whose
+    # lease ran out (stalled, not dead): wait before calling it uncertain. Longer than any
+    # platform client's timeout.
+    reply_send_grace_seconds: float = 60.0
     # The sandbox portal's built-in local application (client id and secret it registers).
     sandbox_app_client_id: str = "local.clienthub.sandbox"
     sandbox_app_client_secret: SecretStr = SecretStr("sandbox-app-secret")

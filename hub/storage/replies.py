@@ -81,13 +81,19 @@ def set_state(
     error: str | None = None,
     platform_message_id: str | None = None,
     sent_at: datetime | None = None,
-) -> None:
+    unless: ReplyState | None = None,
+) -> bool:
+    """Whether the reply was changed (``unless``: leave a reply in that state alone)."""
     values: dict[str, Any] = {"state": state.value, "last_error": error[:2000] if error else None}
     if platform_message_id is not None:
         values["platform_message_id"] = platform_message_id[:255]
     if sent_at is not None:
         values["sent_at"] = sent_at
-    session.execute(update(Reply).where(Reply.id == reply_id).values(**values))
+    where = [Reply.id == reply_id]
+    if unless is not None:
+        where.append(Reply.state != unless.value)
+    result = session.execute(update(Reply).where(*where).values(**values))
+    return bool(getattr(result, "rowcount", 1))
 
 
 def note_error(session: Session, reply_id: int, error: str) -> None:

@@ -14,11 +14,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, update
 from sqlalchemy.exc import OperationalError
 
 from connectors.twogis import poller as twogis_poller
@@ -30,10 +31,11 @@ from hub.fakes.serve import serve
 from hub.fakes.telegram import FakeTelegram
 from hub.fakes.twogis import FakeTwoGis
 from hub.fakes.vk import FakeVk
-from hub.models import JobState, ReplyState
+from hub.models import Job, JobState, Reply, ReplyState
 from hub.settings import get_settings
 from hub.storage import sources as sources_store
 from hub.storage.raw_events import IncomingEvent, store_event
+from hub.timeutil import utcnow
 from tests.bitrix24.openlines_env import (  # noqa: F401 - fixtures
     AppHub,
     app_hub,
@@ -177,6 +179,14 @@ class TestVk:
         assert reply.state == "sent" and reply.platform_message_id == str(vk.messages[0]["id"])
 
 
+def _grace_passed(hub: AppHub) -> None:
+    """Time passes: the send began long ago, and the retry is due now."""
+    with session_scope(hub.engine) as s:
+        long_ago = utcnow() - timedelta(seconds=get_settings().reply_send_grace_seconds + 1)
+        s.execute(update(Reply).where(Reply.state == "sending").values(sending_at=long_ago))
+        s.execute(update(Job).where(Job.state == "queued").values(run_at=long_ago))
+
+
 def _worker_killed_at(hub: AppHub, point: str) -> subprocess.CompletedProcess[str]:
     env = {
         k: v for k, v in os.environ.items() if k.startswith("CLIENTHUB_") or k in {"PATH", "HOME"}
@@ -241,7 +251,14 @@ class TestTelegram:
         hub.operator_says(appeal.b24_chat_id, "Проверим и перезвоним")
         proc = _worker_killed_at(hub, "reply.send:after_send")
         assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
-        time.sleep(1.2)
+        time.sleep(1.2)  # the dead worker's lease runs out
+        hub.drain()
+        # Within the grace the first attempt may still be in flight (a stalled worker): wait.
+        [reply] = hub.replies()
+        assert reply.state == "sending"
+        [job] = hub.jobs("reply.send")
+        assert job.state == JobState.queued and "in flight" in (job.last_error or "")
+        _grace_passed(hub)
         hub.drain()
         assert len(telegram.sent) == 1  # Telegram has no idempotency key: no second send
         [reply] = hub.replies()
