@@ -117,9 +117,18 @@ def _urls(client: httpx.Client, n: int, rng: random.Random) -> dict[str, list[st
         "/ui/appeals?search=работы&channel=vk",
         f"/ui/appeals?search=плесени&since={day}&until={day}",
     ]
+    month = time.strftime("%Y-%m-%d", time.localtime(time.time() - 120 * 86400))
+    half_year = time.strftime("%Y-%m-%d", time.localtime(time.time() - 270 * 86400))
+    # Common words over a long period: sorting every match by receive time would read them all.
+    long_searches = [
+        f"/ui/appeals?search=жалоба&since={month}&until={day}",
+        f"/ui/appeals?search=работы&since={half_year}&until={day}",
+        f"/ui/appeals?search=магазина&since={half_year}",
+    ]
     return {
         "appeals list": lists,
         "search": searches,
+        "  over months": long_searches,
         "appeal page": [f"/ui/appeals/{rng.randint(1, n)}" for _ in range(500)],
         "dashboard": ["/ui/dashboard"],
         "  overdue part": ["/ui/dashboard/overdue"],  # the widget htmx loads after the page

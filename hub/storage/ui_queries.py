@@ -8,7 +8,7 @@ the full-text index (``hub/storage/search.py``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,7 +27,7 @@ from hub.models import (
     Reply,
 )
 from hub.storage import search
-from hub.timeutil import utcnow
+from hub.timeutil import as_utc, utcnow
 
 NONE = "__none__"  # a filter value meaning "not determined" (IS NULL)
 
@@ -143,9 +143,51 @@ def appeal_page(
     """Newest first. With a period the list runs in receive order on ``(received_at, id)`` (a
     late-polled review still shows in its own day), and its cursor carries both; otherwise on
     ids. A text search reads the full-text index in id order (SQLite: backwards, stopping at
-    the page's last row)."""
+    the page's last row); a text search over a period reads it a window of days at a time."""
     by_time = bool(flt.since or flt.until)
-    q = select(*_LIST_COLUMNS).limit(limit + 1)
+    if by_time and flt.q and flt.q.strip():
+        rows = _windowed(session, flt, limit + 1, cursor)
+    else:
+        rows = _rows(session, flt, limit + 1, cursor)
+    if len(rows) > limit:
+        return AppealPage(rows[:limit], _cursor(rows[limit - 1], by_time))
+    return AppealPage(rows, None)
+
+
+FIRST_WINDOW = timedelta(days=1)
+
+
+def _windowed(session: Session, flt: UiAppealFilter, take: int, cursor: str | None) -> list[Any]:
+    """A search in receive order over a period, newest window first (a day, then two, four…
+    back to the period's start): the page is full after the first window or two, where
+    sorting every match of a common word over months by time would read them all. Exact:
+    every row of a later window sorts before every row of an earlier one."""
+    moment = _moment(cursor.rpartition("~")[0]) if cursor else None
+    bounds = select(func.min(Appeal.received_at), func.max(Appeal.received_at))
+    if flt.since:
+        bounds = bounds.where(Appeal.received_at >= flt.since)
+    if flt.until:
+        bounds = bounds.where(Appeal.received_at < flt.until)
+    first, last = session.execute(bounds).one()
+    if first is None:
+        return []
+    floor = as_utc(first)
+    high = as_utc(last) + timedelta(microseconds=1)  # exclusive
+    if moment is not None:
+        high = min(high, as_utc(moment) + timedelta(microseconds=1))
+    rows: list[Any] = []
+    span = FIRST_WINDOW
+    while high > floor and len(rows) < take:
+        low = max(high - span, floor)
+        window = replace(flt, since=low, until=high)
+        rows += _rows(session, window, take - len(rows), cursor)
+        high, span = low, span * 2
+    return rows
+
+
+def _rows(session: Session, flt: UiAppealFilter, take: int, cursor: str | None) -> list[Any]:
+    by_time = bool(flt.since or flt.until)
+    q = select(*_LIST_COLUMNS).limit(take)
     for name, column in _COLUMNS.items():
         value = getattr(flt, name)
         if value == NONE:
@@ -176,10 +218,7 @@ def appeal_page(
             )
         elif before_id is not None and not by_time:
             q = q.where(id_order < before_id)
-    rows = list(session.execute(q).all())
-    if len(rows) > limit:
-        return AppealPage(rows[:limit], _cursor(rows[limit - 1], by_time))
-    return AppealPage(rows, None)
+    return list(session.execute(q).all())
 
 
 def appeal_jobs(session: Session, appeal_id: int) -> list[Job]:

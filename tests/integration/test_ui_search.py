@@ -122,6 +122,42 @@ def test_pages_with_a_period_filters_and_search_neither_skip_nor_repeat(engine: 
     )
 
 
+def test_a_search_over_months_pages_in_receive_order_window_by_window(engine: Engine) -> None:
+    """Over 90 days the search reads a day, then two, four… back: the pages still come in exact
+    receive order across window edges, late-polled reviews (old receive time, new id) in their
+    own day, with only a start, only an end, or both."""
+    rng = random.Random(9)
+    rows = []
+    for i in range(400):
+        late = i % 17 == 0  # polled days after it was written
+        days = rng.randrange(0, 30) if late else i * 90 / 400
+        rows.append({
+            "received_at": T0 + timedelta(days=days, minutes=rng.choice([0, 0, 7])),
+            "text": "Жалоба на кассира" if i % 4 else "Благодарность продавцу",
+        })  # fmt: skip
+    bulk(engine, rows)
+
+    def expect(since: datetime | None, until: datetime | None) -> list[int]:
+        hits = [
+            (r["received_at"], i + 1)
+            for i, r in enumerate(rows)
+            if "Жалоба" in r["text"]
+            and (since is None or r["received_at"] >= since)
+            and (until is None or r["received_at"] < until)
+        ]
+        return [i for _t, i in sorted(hits, reverse=True)]
+
+    for since, until in (
+        (T0, T0 + timedelta(days=91)),
+        (T0 + timedelta(days=3), None),
+        (None, T0 + timedelta(days=60, hours=5)),
+        (T0 + timedelta(days=10), T0 + timedelta(days=10, hours=1)),  # nothing in it
+    ):
+        flt = q.UiAppealFilter(q="жалобы", since=since, until=until)
+        assert walk(engine, flt, limit=9) == expect(since, until), (since, until)
+    assert len(expect(T0, T0 + timedelta(days=91))) == 300
+
+
 def test_the_search_reads_the_index(engine: Engine) -> None:
     bulk(engine, [{"text": f"обычный вопрос {i}"} for i in range(3000)] + [{"text": "редкость"}])
     sql = (
