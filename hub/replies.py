@@ -19,14 +19,11 @@ Outcomes are reported back to Bitrix24 by ``reply.report`` (hub/bitrix24/openlin
 
 from __future__ import annotations
 
-import html
 import logging
-import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import httpx
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
@@ -38,7 +35,8 @@ from hub import files, queue
 from hub.db import session_scope
 from hub.jobs import JobContext, JobHandler, crash_at
 from hub.models import Appeal, ChannelSource, Reply, ReplyOrigin, ReplyState
-from hub.settings import Settings, get_settings
+from hub.reply_content import fetch_attachments, format_reply, portal_hosts, with_file_links
+from hub.settings import get_settings
 from hub.storage import replies as store
 from hub.storage.sources import to_config
 from hub.timeutil import as_utc, utcnow
@@ -50,66 +48,6 @@ CHANGE_KIND = "reply.change"
 REPORT_KIND = "reply.report"  # handled in hub/bitrix24/openlines.py
 # A repeated send is dropped by the platform itself (see the module docstring).
 IDEMPOTENT_CHANNELS = frozenset({"vk", "twogis"})
-# Where a signature reads better at the end, as in a letter.
-FORMAL_CHANNELS = frozenset({"email", "twogis", "yandex", "form", "tilda"})
-
-# -- Bitrix24 BB-code to the channel's plain text ----------------------------------------------
-# Open Lines send "[b]Name:[/b] [br]text" when NEED_SIGNATURE is on (docs:
-# on-im-connector-message-add.md); formatting per api-reference/chats/messages/formatting.md.
-_SIGNATURE = re.compile(r"^\s*\[b\]([^\[\]\n]{1,100}?):\s*\[/b\]\s*(?:\[br\]|\n)?\s*", re.I)
-_URL_WITH_TEXT = re.compile(r"\[url=([^\]]+)\](.*?)\[/url\]", re.I | re.S)
-_URL_BARE = re.compile(r"\[url\](.*?)\[/url\]", re.I | re.S)
-_IMG = re.compile(r"\[img(?:\s[^\]]*)?\](.*?)\[/img\]", re.I | re.S)
-_LABELLED = re.compile(
-    r"\[(user|chat|send|put|call|context)(?:=[^\]]*)?\](.*?)\[/\1\]", re.I | re.S
-)
-_QUOTE = re.compile(r"\[quote(?:=[^\]]*)?\](.*?)\[/quote\]", re.I | re.S)
-_DROPPED = re.compile(r"\[(icon|disk|attach|timestamp)(?:[=\s][^\]]*)?\]", re.I)
-_PLAIN_TAGS = re.compile(
-    r"\[/?(b|i|u|s|code|p|left|right|center|justify|list|color|size|font)(?:=[^\]]*)?\]", re.I
-)
-
-
-def split_signature(text: str) -> tuple[str | None, str]:
-    match = _SIGNATURE.match(text or "")
-    if not match:
-        return None, text or ""
-    return match.group(1).strip(), text[match.end() :]
-
-
-def bbcode_to_text(text: str) -> str:
-    out = re.sub(r"\[br\]", "\n", text or "", flags=re.I)
-    out = _QUOTE.sub(lambda m: _quoted(m.group(1)), out)
-    out = _URL_WITH_TEXT.sub(lambda m: _link(m.group(1).strip(), m.group(2).strip()), out)
-    out = _URL_BARE.sub(lambda m: m.group(1).strip(), out)
-    out = _IMG.sub(lambda m: m.group(1).strip(), out)
-    out = _LABELLED.sub(lambda m: m.group(2), out)
-    out = _DROPPED.sub("", out)
-    out = re.sub(r"\[\*\]\s*", "• ", out)
-    out = _PLAIN_TAGS.sub("", out)
-    out = html.unescape(out)
-    out = re.sub(r"[ \t]+\n", "\n", out)
-    return re.sub(r"\n{3,}", "\n\n", out).strip()
-
-
-def _quoted(text: str) -> str:
-    return "\n".join(f"> {line}" for line in text.strip().split("\n")) + "\n"
-
-
-def _link(url: str, label: str) -> str:
-    return url if not label or label == url else f"{label} ({url})"
-
-
-def format_reply(text: str, channel: str) -> str:
-    """What the customer reads: plain text, the operator's signature where the channel expects
-    it (a name line in messengers, a closing line in e-mail and review answers)."""
-    name, rest = split_signature(text)
-    body = bbcode_to_text(rest)
-    if not name:
-        return body
-    if channel in FORMAL_CHANNELS:
-        return f"{body}\n\n— {name}"
-    return f"{name}:\n{body}" if body else name
 
 
 # -- storing operator messages -----------------------------------------------------------------
@@ -270,48 +208,6 @@ def not_sent(exc: TransientError) -> bool:
     return detail.startswith("network error: Connect") or detail.startswith("SMTP 4")
 
 
-def fetch_attachments(
-    items: list[dict[str, Any]], settings: Settings
-) -> tuple[list[dict[str, Any]], list[tuple[bytes, dict[str, Any]]]]:
-    """Download operator files at once (Bitrix24's links are signed and short-lived)."""
-    out, blobs = [], []
-    for item in items:
-        if item.get("fetched") or not item.get("link"):
-            out.append(item)
-            continue
-        try:
-            with httpx.stream(
-                "GET", item["link"], timeout=20, follow_redirects=True
-            ) as r:  # no token: the link itself is the credential
-                r.raise_for_status()
-                data = b""
-                for chunk in r.iter_bytes():
-                    data += chunk
-                    if len(data) > settings.reply_attachment_max_bytes:
-                        raise ValueError("file is larger than reply_attachment_max_bytes")
-                media = item.get("media_type") or r.headers.get("content-type", "")
-        except (httpx.HTTPError, ValueError) as exc:
-            out.append({**item, "error": type(exc).__name__})
-            continue
-        sha = files.store_for(settings).put(data)
-        entry = files.attachment(sha, name=item["name"], size=len(data), media_type=media)
-        out.append({**entry, "fetched": True})
-        blobs.append((data, entry))
-    return out, blobs
-
-
-def with_file_links(body: str, attachments: list[dict[str, Any]], settings: Settings) -> str:
-    """No connector sends files natively yet: the customer gets links to ClientHub's copies."""
-    links = [
-        f"{a['name']}: {settings.effective_public_url()}{a['url']}"
-        for a in attachments
-        if a.get("fetched") and a.get("url")
-    ]
-    if not links:
-        return body
-    return (body + "\n\n" if body else "") + "Файлы:\n" + "\n".join(links)
-
-
 def run_send(ctx: JobContext) -> None:
     settings = get_settings()
     job = ctx.jobs[0]
@@ -337,7 +233,9 @@ def run_send(ctx: JobContext) -> None:
         why = "an earlier attempt was interrupted after the send began"
         _finish(ctx, reply, ReplyState.uncertain, maybe_delivered(reply.channel, why))
         return
-    attachments, blobs = fetch_attachments(list(reply.attachments), settings)
+    with ctx.read() as s:
+        hosts = portal_hosts(s, settings) if reply.attachments else []
+    attachments, blobs = fetch_attachments(list(reply.attachments), settings, hosts)
     body = with_file_links(format_reply(reply.text, reply.channel), attachments, settings)
     assert reply.id is not None
     with session_scope(ctx.engine) as s:  # the intent, committed before the platform call

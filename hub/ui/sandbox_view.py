@@ -23,7 +23,7 @@ from typing import Any
 from hub.bitrix24.plan import ORIGINATOR
 from hub.bitrix24.sandbox.store import SandboxStore
 from hub.files import file_url
-from hub.replies import bbcode_to_text
+from hub.reply_content import bbcode_to_text
 
 PAGE_SIZE = 50
 DETAIL_LIMIT = 200  # the newest messages of a chat, comments of a deal; older ones are counted

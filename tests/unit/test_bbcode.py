@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from connectors.platform_http import TransientError
-from hub.replies import bbcode_to_text, format_reply, not_sent, split_signature
+from hub.replies import not_sent
+from hub.reply_content import bbcode_to_text, format_reply, split_signature
 
 PAYLOADS = Path("/work/shared/research/payloads/bitrix24")
 
