@@ -18,9 +18,8 @@ from schemathesis.checks import not_a_server_error, response_schema_conformance
 from hub.db import session_scope
 from hub.storage import sources as sources_store
 from tests.conftest import LiveServer
+from tests.ui.fixtures import *  # noqa: F403 - the database and server fixtures
 from tests.ui.helpers import login, serve
-
-pytest_plugins = ["tests.ui.fixtures"]
 
 CASES: Counter[str] = Counter()
 STATUSES: Counter[int] = Counter()

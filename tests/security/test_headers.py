@@ -17,9 +17,9 @@ from hub.http.app import create_app
 from hub.http.security import SecurityHeaders, install_security_headers, portal_origins
 from hub.settings import get_settings
 from tests.conftest import LiveServer
+from tests.ui.fixtures import *  # noqa: F403 - the database and server fixtures
 from tests.ui.helpers import login
 
-pytest_plugins = ["tests.ui.fixtures"]
 TEMPLATES = Path(__file__).resolve().parents[2] / "web" / "templates"
 
 

@@ -21,9 +21,8 @@ from starlette.routing import Mount, Route
 
 from hub.ui.security import PERMISSIONS
 from tests.conftest import LiveServer
+from tests.ui.fixtures import *  # noqa: F403 - the database and server fixtures
 from tests.ui.helpers import ROLES, login, serve
-
-pytest_plugins = ["tests.ui.fixtures"]
 
 # Who may do what, written out by hand from the roles' descriptions and NOT derived from
 # PERMISSIONS: the walk below checks the running app against this table, so a permission widened
