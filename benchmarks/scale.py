@@ -81,7 +81,8 @@ def main() -> None:
             explain=lambda: job_summary(engine),
         )  # fmt: skip
         total_s = time.monotonic() - started
-        result = audit(engine, events, cluster.portal())
+        portal = cluster.portal()
+        result = audit(engine, events, portal)
         lat = sorted(sent.latencies)
         print_table(
             f"scale-out: {args.appeals} appeals, 2 web, 3 workers, portal {args.rate} req/s, "
@@ -95,7 +96,10 @@ def main() -> None:
                     "p99_ingest_ms": round(lat[int(len(lat) * 0.99)] * 1000, 1),
                     "p50_ingest_ms": round(statistics.median(lat) * 1000, 1),
                     "delivered_s": round(total_s, 1),
-                    "portal_calls": sum(cluster.portal().calls.values()),
+                    "portal_calls": sum(portal.calls.values()),
+                    # Escalation notices and the requests that carried them (batched).
+                    "notices": portal.notices,
+                    "notice_requests": portal.notice_requests,
                 }
             ],
         )

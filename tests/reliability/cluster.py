@@ -297,7 +297,9 @@ class PortalRecord:
 
     items: list[dict[str, Any]]
     comments: list[dict[str, Any]]
-    calls: Counter[str]
+    calls: Counter[str]  # top-level requests by method
+    notices: int = 0  # escalation notifications the portal received
+    notice_requests: int = 0  # the requests that carried them (batches count once)
 
     @classmethod
     def read(cls, path: Path) -> PortalRecord:
@@ -314,9 +316,13 @@ class PortalRecord:
             calls = Counter(
                 m for (m,) in conn.execute("SELECT method FROM calls WHERE parent IS NULL")
             )
+            notices, carriers = conn.execute(
+                "SELECT count(*), count(DISTINCT coalesce(parent, -id)) FROM calls "
+                "WHERE method = 'im.notify.system.add'"
+            ).fetchone()
         finally:
             conn.close()
-        return cls(items, comments, calls)
+        return cls(items, comments, calls, int(notices), int(carriers))
 
     def of_type(self, entity_type_id: int) -> list[dict[str, Any]]:
         return [i for i in self.items if i["type"] == entity_type_id]
