@@ -245,13 +245,16 @@ def test_the_banner_waits_until_the_port_accepts_connections() -> None:
     port = free_port()
     connected: list[bool] = []
     box: dict[str, Any] = {}
+    known = threading.Event()  # the server may be ready before this thread has its handle
 
     def ready() -> None:
         with socket.create_connection(("127.0.0.1", port), timeout=2):
             connected.append(True)
+        known.wait(10)
         box["server"].should_exit = True
 
     box["server"], thread = _serve_in_thread(port, ready)
+    known.set()
     thread.join(20)
     assert not thread.is_alive()
     assert connected == [True]
