@@ -92,3 +92,13 @@ def log_in(page: Any, server: LiveServer, role: str) -> None:
     page.fill("input[name=password]", password(role))
     page.click("button[type=submit]")
     page.wait_for_url("**/ui/dashboard")
+
+
+def htmx_settled(page: Any) -> None:
+    """Wait until htmx has finished swapping and processed what it inserted: content is
+    attached first and wired (its ``hx-*`` triggers) only at settle, 20 ms later, so an event
+    fired on a just-inserted element in between is lost."""
+    page.wait_for_function(
+        "() => !document.querySelector('.htmx-added, .htmx-settling, .htmx-swapping, "
+        ".htmx-request')"
+    )

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import LiveServer
-from tests.ui.helpers import log_in
+from tests.ui.helpers import htmx_settled, log_in
 
 pytestmark = pytest.mark.browser
 TEXT = "Хочу устроиться кассиром в Казани"
@@ -44,11 +44,15 @@ def test_a_condition_row_added_in_the_browser_changes_routing(
     assert rows.count() == 1 and rows.first.get_attribute("data-kind") == "topic"
     page.click("#add-when")
     rows.nth(1).wait_for()
+    htmx_settled(page)  # the new row's select must be wired before it is changed
     rows.last.locator("select.rule-field").select_option("channel")
     channel = page.locator("#when-rows .rule-row[data-kind=channel] select[name$='-picked']")
+    channel.wait_for()
+    htmx_settled(page)
     channel.select_option("vk")
     page.click("#add-then")  # a row added by mistake, then removed with its ✕
     page.locator("#then-rows .rule-row").nth(4).wait_for()
+    htmx_settled(page)
     page.locator("#then-rows .rule-row").last.locator("[data-remove-row]").click()
     assert page.locator("#then-rows .rule-row").count() == 4
     page.screenshot(path=screenshots / "rule-editor.png", full_page=True)
