@@ -15,13 +15,14 @@ from sqlmodel import Session
 
 from hub.db import session_scope
 from hub.models import Job
-from hub.settings import get_settings
+from hub.settings import Settings, get_settings
 
 
-def crash_at(point: str) -> None:
+def crash_at(point: str, settings: Settings | None = None) -> None:
     """Fault injection for crash tests: SIGKILL this process at ``point`` ("KIND:where") when
     the setting ``fault_kill_at`` names it; a no-op otherwise."""
-    if point and get_settings().fault_kill_at == point:
+    if point and (settings or get_settings()).fault_kill_at == point:
+        logging.getLogger("clienthub.faults").warning("fault injection: SIGKILL at %s", point)
         os.kill(os.getpid(), signal.SIGKILL)
 
 

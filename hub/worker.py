@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
 import threading
 import time
@@ -16,7 +15,7 @@ from sqlalchemy.engine import Engine
 
 from hub import metrics, queue
 from hub.db import session_scope
-from hub.jobs import JobContext, JobHandler, PermanentJobError, job_handlers
+from hub.jobs import JobContext, JobHandler, PermanentJobError, crash_at, job_handlers
 from hub.logging import bind_context
 from hub.models import Job
 from hub.settings import Settings, get_settings
@@ -205,7 +204,4 @@ class Worker:
 
     def _maybe_crash(self, kind: str) -> None:
         """Fault injection for the crash tests: die after the effect, before the commit."""
-        point = self.settings.fault_kill_at
-        if point and point == f"{kind}:after_handler":
-            log.warning("fault injection: SIGKILL before commit", extra={"job_kind": kind})
-            os.kill(os.getpid(), signal.SIGKILL)
+        crash_at(f"{kind}:after_handler", self.settings)

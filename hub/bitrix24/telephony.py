@@ -19,8 +19,6 @@ up by the marker in its title; binding and attaching are idempotent by nature.
 from __future__ import annotations
 
 import base64
-import os
-import signal
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -36,7 +34,7 @@ from hub.bitrix24.errors import Bitrix24Error, MethodError
 from hub.bitrix24.factory import NotConfigured
 from hub.bitrix24.plan import marker
 from hub.db import session_scope
-from hub.jobs import JobContext, JobHandler
+from hub.jobs import JobContext, JobHandler, crash_at
 from hub.models import Appeal, AppealState, Job, JobState, RecordingState, TelephonyCall
 from hub.settings import Settings, get_settings
 from hub.storage import sources as sources_store
@@ -80,8 +78,7 @@ class CallSteps:
             setattr(self.call, key, value)
 
     def crash(self, point: str) -> None:
-        if self.settings.fault_kill_at == f"{KIND}:{point}":
-            os.kill(os.getpid(), signal.SIGKILL)  # crash tests: the portal has it, we do not
+        crash_at(f"{KIND}:{point}", self.settings)  # crash tests: the portal has it, we do not
 
     # -- the steps -----------------------------------------------------------------------------
     def run(self) -> None:
